@@ -1,0 +1,118 @@
+"""From a request and a loaded model to a plan: which value each encoder gets, and why not."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lib_clipskip.values import (
+    FAMILY_ENCODERS,
+    FAMILY_LABELS,
+    ClipSkipRequest,
+    ClipSkipValueError,
+    EncoderSpec,
+    Family,
+    LayerPick,
+    format_value,
+    pick_layers,
+)
+
+
+@dataclass(frozen=True)
+class EncoderSlot:
+    """An encoder as the host has it loaded."""
+
+    spec: EncoderSpec
+    loaded_depth: int  # layers present in the loaded model (Forge loads SD2 with 23 of 24)
+    host_value: float  # what the host does by itself, in this extension's numbering
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the host adapter found out about the loaded model."""
+
+    family: Family
+    host: str  # "a1111" or "forge"
+    slots: tuple[EncoderSlot, ...] = ()
+    no_effect_reason: str | None = None  # set when clip skip cannot change this model
+
+    @property
+    def label(self) -> str:
+        return FAMILY_LABELS[self.family]
+
+
+@dataclass(frozen=True)
+class EncoderPlan:
+    name: str
+    value: float
+    pick: LayerPick
+    needs_pooled: bool
+    host_value: float
+
+
+@dataclass(frozen=True)
+class SkipPlan:
+    """The values one generation applies; an encoder left out keeps the host's own behaviour."""
+
+    family: Family
+    source: str
+    encoders: tuple[EncoderPlan, ...]
+
+    def value_of(self, name: str) -> float | None:
+        return next((e.value for e in self.encoders if e.name == name), None)
+
+    def cache_key(self) -> tuple:
+        """Appended to the host's cond-cache key, so only our values decide a hit."""
+        return ("clipskip", tuple((e.name, e.value) for e in self.encoders))
+
+    @property
+    def changes_anything(self) -> bool:
+        return any(e.value != e.host_value for e in self.encoders)
+
+    def describe(self) -> str:
+        return ", ".join(f"{e.name} {format_value(e.value)}" for e in self.encoders)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    plan: SkipPlan | None
+    messages: tuple[str, ...]
+
+
+def resolve(request: ClipSkipRequest, model: ModelInfo) -> Resolution:
+    """Decide each encoder's value, keeping the host's behaviour wherever ours can't apply."""
+    if not request.enabled:
+        return Resolution(None, ())
+    if model.family is Family.OTHER or not model.slots:
+        reason = model.no_effect_reason or "it has no CLIP text encoder whose layers condition the image"
+        return Resolution(None, (f"CLIP skip has no effect on {model.label}: {reason}.",))
+
+    messages: list[str] = []
+    encoders: list[EncoderPlan] = []
+    for slot in model.slots:
+        spec = slot.spec
+        value = request.value_for(spec)
+        try:
+            pick = pick_layers(value, spec.depth)
+        except ClipSkipValueError as error:
+            messages.append(f"{spec.label}: {error} The host's own value is used.")
+            continue
+        if pick.layers_needed > slot.loaded_depth:
+            messages.append(
+                f"{spec.label}: CLIP skip {format_value(value)} needs layer {pick.layers_needed} of "
+                f"{spec.depth}, which this host does not load ({slot.loaded_depth} layers); "
+                f"the host's own value {format_value(slot.host_value)} is used."
+            )
+            continue
+        encoders.append(EncoderPlan(spec.name, value, pick, spec.needs_pooled, slot.host_value))
+    if not encoders:
+        return Resolution(None, tuple(messages))
+    return Resolution(SkipPlan(model.family, request.source, tuple(encoders)), tuple(messages))
+
+
+def family_slots(family: Family, host_values: dict[str, float], loaded_depths: dict[str, int] | None = None):
+    """Slots for a family with the host's own values; depths default to the original ones."""
+    loaded_depths = loaded_depths or {}
+    return tuple(
+        EncoderSlot(spec, loaded_depths.get(spec.name, spec.depth), host_values[spec.name])
+        for spec in FAMILY_ENCODERS[family]
+    )

@@ -1,0 +1,213 @@
+"""The value model: what a CLIP-skip value means, how it is validated, and which layers it needs.
+
+A value N names the hidden state N layers from the end of the *original, full-depth* text
+encoder, in AUTOMATIC1111's numbering (N = 1 is the last layer).  Fractional values interpolate
+linearly between the two neighbouring layers.  See DESIGN.md §1.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class ClipSkipValueError(ValueError):
+    """A value that cannot be used; ``str(error)`` is a one-sentence message for the user."""
+
+
+class Family(str, Enum):
+    SD1 = "sd1"
+    SD2 = "sd2"
+    SDXL = "sdxl"
+    SDXL_REFINER = "sdxl_refiner"
+    OTHER = "other"  # Flux, SD3 and anything else: clip skip has no effect here
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """One text encoder of a model family, as the model was trained."""
+
+    name: str  # "clip_l", "clip_h" or "clip_g" (the names used in infotext, CLI and reports)
+    depth: int  # transformer layers of the original encoder
+    final_layer_norm: bool  # whether the conditioning goes through the final LayerNorm
+    needs_pooled: bool  # a pooled output from the full last layer is part of the conditioning
+    value_field: str  # which user value drives it: "clip_skip" or "clip_skip_g"
+    label: str
+
+
+CLIP_L_SD1 = EncoderSpec("clip_l", 12, True, False, "clip_skip", "CLIP ViT-L")
+CLIP_H_SD2 = EncoderSpec("clip_h", 24, True, False, "clip_skip", "OpenCLIP ViT-H")
+CLIP_L_SDXL = EncoderSpec("clip_l", 12, False, False, "clip_skip", "SDXL CLIP-L")
+CLIP_G_SDXL = EncoderSpec("clip_g", 32, False, True, "clip_skip_g", "SDXL OpenCLIP-G")
+
+FAMILY_ENCODERS: dict[Family, tuple[EncoderSpec, ...]] = {
+    Family.SD1: (CLIP_L_SD1,),
+    Family.SD2: (CLIP_H_SD2,),
+    Family.SDXL: (CLIP_L_SDXL, CLIP_G_SDXL),
+    Family.SDXL_REFINER: (CLIP_G_SDXL,),
+    Family.OTHER: (),
+}
+
+#: What each family was trained with, which is also what every host does by default.
+FAMILY_DEFAULTS: dict[Family, dict[str, float]] = {
+    Family.SD1: {"clip_l": 1.0},
+    Family.SD2: {"clip_h": 2.0},
+    Family.SDXL: {"clip_l": 2.0, "clip_g": 2.0},
+    Family.SDXL_REFINER: {"clip_g": 2.0},
+    Family.OTHER: {},
+}
+
+FAMILY_LABELS = {
+    Family.SD1: "SD 1.x",
+    Family.SD2: "SD 2.x",
+    Family.SDXL: "SDXL",
+    Family.SDXL_REFINER: "SDXL refiner",
+    Family.OTHER: "this model",
+}
+
+#: No CLIP encoder is deeper than this; anything above is a typo, not a request.
+MAX_VALUE = 64.0
+#: Values are kept to this many decimals so that "1.5" and 1.5000000001 are the same value.
+DECIMALS = 4
+
+
+def parse_value(raw: Any, *, what: str = "CLIP skip") -> float:
+    """Turn a UI, API, infotext or XYZ value into a clip-skip number, or raise ClipSkipValueError."""
+    if isinstance(raw, bool):
+        raise ClipSkipValueError(f"{what} must be a number, not {raw!r}.")
+    if isinstance(raw, str):
+        text = raw.strip()
+        if not text:
+            raise ClipSkipValueError(f"{what} is empty.")
+        if len(text) > 32:
+            raise ClipSkipValueError(f"{what} {text[:32]!r}… is not a number.")
+        try:
+            value = float(text)
+        except ValueError:
+            raise ClipSkipValueError(f"{what} {text!r} is not a number.") from None
+    elif isinstance(raw, (int, float)):
+        value = float(raw)
+    else:
+        try:
+            value = float(raw)  # numpy scalars, 0-d tensors
+        except (TypeError, ValueError):
+            raise ClipSkipValueError(f"{what} {raw!r} is not a number.") from None
+    if math.isnan(value) or math.isinf(value):
+        raise ClipSkipValueError(f"{what} {value} is not a finite number.")
+    if value < 1:
+        raise ClipSkipValueError(f"{what} {format_value(value)} is below 1 (1 is the last layer).")
+    if value > MAX_VALUE:
+        raise ClipSkipValueError(f"{what} {format_value(value)} is larger than any text encoder.")
+    return round(value, DECIMALS)
+
+
+def format_value(value: float) -> str:
+    """The shortest faithful text for a value: ``2``, ``1.5``, ``2.25``."""
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.{DECIMALS}f}".rstrip("0").rstrip(".")
+
+
+@dataclass(frozen=True)
+class LayerPick:
+    """Which hidden states make a value, counted as layers run from the embeddings.
+
+    ``hidden_states[k]`` is the output after k transformer layers (0 = embeddings).  The
+    conditioning is ``(1 - weight) * hidden_states[upper] + weight * hidden_states[lower]``;
+    for an integer value ``lower == upper`` and ``weight == 0``.
+    """
+
+    upper: int
+    lower: int
+    weight: float
+
+    @property
+    def layers_needed(self) -> int:
+        return self.upper
+
+
+def pick_layers(value: float, depth: int) -> LayerPick:
+    """Map a value to hidden-state indices of an encoder of ``depth`` original layers."""
+    if not 1 <= value <= depth:
+        raise ClipSkipValueError(
+            f"CLIP skip {format_value(value)} is beyond this encoder's {depth} layers (1 to {depth})."
+        )
+    whole = math.floor(value)
+    fraction = round(value - whole, DECIMALS)
+    upper = depth - whole + 1
+    if fraction == 0:
+        return LayerPick(upper, upper, 0.0)
+    return LayerPick(upper, upper - 1, fraction)
+
+
+@dataclass(frozen=True)
+class ClipSkipRequest:
+    """What the user asked for, before it meets a model.
+
+    ``clip_skip_g`` drives the SDXL OpenCLIP-G encoder; ``None`` means "same as clip_skip".
+    """
+
+    enabled: bool = False
+    clip_skip: float = 1.0
+    clip_skip_g: float | None = None
+    source: str = "panel"
+
+    def value_for(self, spec: EncoderSpec) -> float:
+        if spec.value_field == "clip_skip_g" and self.clip_skip_g is not None:
+            return self.clip_skip_g
+        return self.clip_skip
+
+
+#: Script args in UI order; the API accepts the same list, or one dict with these keys.
+ARG_NAMES = ("enabled", "clip_skip", "clip_skip_g")
+
+
+@dataclass
+class ParsedArgs:
+    request: ClipSkipRequest
+    messages: list[str] = field(default_factory=list)
+
+
+def request_from_args(args: Any, source: str = "panel") -> ParsedArgs:
+    """Build a request from script args (UI order) or a dict from the API.
+
+    Never raises: bad values become messages and the request falls back to disabled
+    (a bad ``clip_skip``) or to "same as clip_skip" (a bad ``clip_skip_g``).
+    """
+    messages: list[str] = []
+    if isinstance(args, (list, tuple)) and len(args) == 1 and isinstance(args[0], dict):
+        args = args[0]
+    if isinstance(args, dict):
+        unknown = sorted(set(args) - set(ARG_NAMES))
+        if unknown:
+            messages.append(f"Ignored unknown CLIP skip argument(s): {', '.join(map(str, unknown))}.")
+        raw = dict(args)
+    elif isinstance(args, (list, tuple)):
+        raw = dict(zip(ARG_NAMES, args))
+    else:
+        return ParsedArgs(ClipSkipRequest(), [f"CLIP skip arguments {args!r} are not a list or dict; ignored."])
+
+    enabled = raw.get("enabled", False)
+    if isinstance(enabled, str):
+        enabled = enabled.strip().lower() in ("true", "1", "yes", "on")
+    enabled = bool(enabled)
+
+    clip_skip = 1.0
+    if "clip_skip" in raw:
+        try:
+            clip_skip = parse_value(raw["clip_skip"])
+        except ClipSkipValueError as error:
+            if enabled:
+                messages.append(f"{error} The host's own CLIP skip is used.")
+            enabled = False
+    clip_skip_g: float | None = None
+    raw_g = raw.get("clip_skip_g")
+    if raw_g not in (None, "", 0, 0.0):
+        try:
+            clip_skip_g = parse_value(raw_g, what="OpenCLIP-G CLIP skip")
+        except ClipSkipValueError as error:
+            if enabled:
+                messages.append(f"{error} OpenCLIP-G follows the CLIP-L value.")
+    return ParsedArgs(ClipSkipRequest(enabled, clip_skip, clip_skip_g, source), messages)
