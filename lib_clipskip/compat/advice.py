@@ -1,0 +1,208 @@
+"""Warnings for one analysed file at a target model family, clip-skip value(s) and host.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .report import (
+    CODE_FAMILY_MISMATCH,
+    CODE_NO_EFFECT,
+    CODE_TE_KEYS_IGNORED,
+    CODE_TE_LAYERS_SKIPPED,
+    CODE_TRAINED_SKIP_MISMATCH,
+    CODE_UNREADABLE,
+    ENCODER_LAYERS,
+    FAMILY_SD1,
+    FAMILY_SD2,
+    FAMILY_SDXL,
+    FAMILY_UNKNOWN,
+    KIND_EMBEDDING,
+    KIND_UNKNOWN,
+    SD_FAMILIES,
+    CompatWarning,
+    FileReport,
+)
+
+FAMILY_LABELS = {FAMILY_SD1: "SD1", FAMILY_SD2: "SD2", FAMILY_SDXL: "SDXL"}
+HOST_LABELS = {"a1111": "A1111", "forge": "Forge"}
+# The hosts' own defaults per family: what a generation uses when nobody sets a value.
+DEFAULT_CLIP_SKIP = {FAMILY_SD1: 1, FAMILY_SD2: 2, FAMILY_SDXL: 2}
+
+
+def fmt_skip(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def last_used_layer(encoder: str, clip_skip: float) -> int:
+    """0-based index of the deepest layer whose output reaches the result at this value.
+
+    Skip N uses hidden_states[-N] = the output of layer L-N; a fractional N blends in
+    the next deeper layer, which then counts as used."""
+    return ENCODER_LAYERS[encoder] - math.floor(clip_skip)
+
+
+def _layer_phrase(layers: list[int]) -> str:
+    if len(layers) == 1:
+        return f"layer {layers[0]}"
+    if layers == list(range(layers[0], layers[-1] + 1)):
+        return f"layers {layers[0]}-{layers[-1]}"
+    return "layers " + ", ".join(map(str, layers))
+
+
+def _skipped_layers_warning(
+    report: FileReport, encoder: str, value: float, value_name: str, sdxl: bool
+) -> CompatWarning | None:
+    modules = report.te_modules.get(encoder) or {}
+    if not modules:
+        return None
+    last_used = last_used_layer(encoder, value)
+    known_zero = set(report.te_zero_layers.get(encoder, ()))
+    # bigG's last layer always feeds SDXL's pooled vector, so at the trained
+    # default (skip 2)
+    # its per-token loss is normal; only layers that used to reach the tokens are
+    # reported.
+    pooled_only = ENCODER_LAYERS[encoder] - 1 if encoder == "clip_g" else None
+    skipped = sorted(
+        layer
+        for layer in modules
+        if layer > last_used and layer not in known_zero and layer != pooled_only
+    )
+    if not skipped:
+        return None
+    count = sum(modules[layer] for layer in skipped)
+    total = sum(modules.values())
+    where = f" ({encoder})" if sdxl else ""
+    message = (
+        f"{count} of {total} TE modules{where} ({_layer_phrase(skipped)}) "
+        "have no effect at "
+        f"{value_name} {fmt_skip(value)}"
+    )
+    if encoder == "clip_g":
+        message += "; they still change the pooled vector"
+    return CompatWarning(CODE_TE_LAYERS_SKIPPED, message)
+
+
+def warnings_for(
+    report: FileReport,
+    family: str | None,
+    clip_skip: float | None,
+    clip_skip_g: float | None = None,
+    host: str = "a1111",
+) -> list[CompatWarning]:
+    """Warnings for ``report`` when generating on a ``family`` model at the given
+    value(s).
+
+    ``family`` None means "the file's own family" (the CLI without --model); a family
+    outside sd1/sd2/sdxl (flux, sd3, ...) is a model clip skip cannot change.
+    ``clip_skip`` None means the host default for the family; ``clip_skip_g`` None means
+    the same as ``clip_skip``."""
+    if report.error:
+        return [CompatWarning(CODE_UNREADABLE, report.error)]
+    if report.kind == KIND_UNKNOWN:
+        return []
+    target = family or report.family
+    if target not in SD_FAMILIES:
+        if family is None:
+            if report.base_model and report.family == FAMILY_UNKNOWN:
+                return [
+                    CompatWarning(
+                        CODE_NO_EFFECT,
+                        f"made for {report.base_model}: "
+                        "clip skip does not change that model",
+                    )
+                ]
+            return []
+        return [
+            CompatWarning(
+                CODE_NO_EFFECT,
+                f"clip skip cannot change a {family} model on this host; "
+                "this file is unaffected "
+                "by the value",
+            )
+        ]
+
+    found = []
+    if report.family not in (FAMILY_UNKNOWN, target):
+        file_label = FAMILY_LABELS[report.family]
+        target_label = FAMILY_LABELS[target]
+        if report.kind == KIND_EMBEDDING:
+            found.append(
+                CompatWarning(
+                    CODE_FAMILY_MISMATCH,
+                    f"embedding made for {file_label}; on {target_label} "
+                    "the host skips it and its "
+                    "name stays in the prompt as literal text",
+                )
+            )
+        else:
+            found.append(
+                CompatWarning(
+                    CODE_FAMILY_MISMATCH,
+                    f"made for {file_label}, the model is {target_label}: "
+                    "its weights do not fit "
+                    "and it will not load as intended",
+                )
+            )
+        return found  # skip and layer advice for another family would mislead
+
+    value = clip_skip if clip_skip is not None else DEFAULT_CLIP_SKIP[target]
+    value_g = clip_skip_g if clip_skip_g is not None else value
+
+    trained = report.trained_clip_skip
+    if target in (FAMILY_SD1, FAMILY_SD2) and trained is not None and trained != value:
+        how = report.trained_clip_skip_detail or report.trained_clip_skip_source
+        found.append(
+            CompatWarning(
+                CODE_TRAINED_SKIP_MISMATCH,
+                f"trained at clip skip {fmt_skip(trained)} ({how}), "
+                f"generating at {fmt_skip(value)}",
+            )
+        )
+
+    sdxl = target == FAMILY_SDXL
+    for encoder in sorted(report.te_modules):
+        if encoder not in ENCODER_LAYERS:
+            continue
+        if encoder == "clip_g":
+            warning = _skipped_layers_warning(
+                report, encoder, value_g, "clip skip G", sdxl
+            )
+        else:
+            name = "clip skip L" if sdxl else "clip skip"
+            warning = _skipped_layers_warning(report, encoder, value, name, sdxl)
+        if warning:
+            found.append(warning)
+
+    found.extend(_host_key_warnings(report, host))
+    return found
+
+
+def _host_key_warnings(report: FileReport, host: str) -> list[CompatWarning]:
+    found = []
+    styles = report.te_key_styles
+    foreign = styles.get("diffusers", 0) + styles.get("comfy", 0)
+    if host == "a1111" and foreign:
+        found.append(
+            CompatWarning(
+                CODE_TE_KEYS_IGNORED,
+                f"{foreign} TE modules use diffusers/PEFT key names "
+                "(text_encoder.text_model...) that "
+                "A1111 does not map: the text-encoder part of this file is ignored "
+                "here "
+                "(Forge applies it)",
+            )
+        )
+    if (
+        host == "forge"
+        and report.family == FAMILY_SD2
+        and 23 in report.te_modules.get("clip_h", {})
+    ):
+        found.append(
+            CompatWarning(
+                CODE_TE_KEYS_IGNORED,
+                "Forge loads SD2's encoder with 23 layers: "
+                "the modules on layer 23 are not applied",
+            )
+        )
+    return found

@@ -1,0 +1,108 @@
+"""Report cache keyed by (path, size, mtime_ns), and the batch entry point the panel
+calls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from collections import OrderedDict
+
+from .advice import warnings_for
+from .analysis import analyze_path
+from .paths import is_under_roots
+from .report import FileReport
+
+
+class ReportCache:
+    """Analyses by file identity. A changed file (size or mtime) is analysed again; the
+    least recently used entries go first past ``max_entries``, so memory stays bounded.
+    """
+
+    def __init__(self, max_entries: int = 8192):
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[tuple[int, int], FileReport]] = (
+            OrderedDict()
+        )
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, path: str) -> FileReport:
+        try:
+            stat = os.stat(path)
+        except OSError as exc:
+            return FileReport(path=path, error=f"cannot read: {exc.strerror or exc}")
+        stamp = (stat.st_size, stat.st_mtime_ns)
+        with self._lock:
+            cached = self._entries.get(path)
+            if cached is not None and cached[0] == stamp:
+                self._entries.move_to_end(path)
+                self.hits += 1
+                return cached[1]
+        report = analyze_path(path)
+        with self._lock:
+            self.misses += 1
+            self._entries[path] = (stamp, report)
+            self._entries.move_to_end(path)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return report
+
+
+default_cache = ReportCache()
+
+
+def analyze_file(path: str, cache: ReportCache | None = None) -> FileReport:
+    """The target-independent analysis of one file (cached). Do not mutate the result.
+    """
+    return (cache or default_cache).get(os.path.abspath(path))
+
+
+def check_files(
+    paths,
+    family: str | None,
+    clip_skip: float | None,
+    clip_skip_g: float | None = None,
+    host: str = "a1111",
+    allowed_roots=None,
+    cache: ReportCache | None = None,
+) -> list[FileReport]:
+    """Reports with warnings for ``paths`` (already resolved files), in the same order.
+
+    ``family``: "sd1" | "sd2" | "sdxl" for the loaded model, another name (e.g. "flux")
+    for a model clip skip cannot change, or None to check each file against its own
+    family. ``allowed_roots``: when given, files outside these folders are refused, not
+    read. One bad file never hides the others: its report carries ``error`` and an
+    ``unreadable`` warning."""
+    results = []
+    for path in paths:
+        path = os.path.abspath(os.fspath(path))
+        if allowed_roots is not None and not is_under_roots(path, allowed_roots):
+            base = FileReport(
+                path=path, error="not under the WebUI model folders; not inspected"
+            )
+        else:
+            try:
+                base = analyze_file(path, cache)
+            except (
+                Exception
+            ) as exc:  # analyze_path already catches; this guards the cache
+                base = FileReport(
+                    path=path, error=f"cannot analyse: {type(exc).__name__}: {exc}"
+                )
+        report = dataclasses.replace(
+            base,
+            notes=list(base.notes),
+            warnings=warnings_for(base, family, clip_skip, clip_skip_g, host),
+        )
+        results.append(report)
+    return results
