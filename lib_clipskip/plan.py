@@ -90,7 +90,7 @@ def resolve(request: ClipSkipRequest, model: ModelInfo) -> Resolution:
     encoders: list[EncoderPlan] = []
     for slot in model.slots:
         spec = slot.spec
-        value = request.value_for(spec)
+        value = request.value_for(model.family, spec)
         try:
             pick = pick_layers(value, spec.depth)
         except ClipSkipValueError as error:

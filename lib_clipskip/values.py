@@ -142,22 +142,37 @@ def pick_layers(value: float, depth: int) -> LayerPick:
     return LayerPick(upper, upper - 1, fraction)
 
 
+def default_values(overrides: dict[tuple[Family, str], float] | None = None) -> tuple[tuple[Family, str, float], ...]:
+    """The per-family, per-encoder defaults (Settings may override some) as a hashable tuple."""
+    merged = {(family, name): value for family, values in FAMILY_DEFAULTS.items() for name, value in values.items()}
+    merged.update(overrides or {})
+    return tuple((family, name, value) for (family, name), value in merged.items())
+
+
 @dataclass(frozen=True)
 class ClipSkipRequest:
     """What the user asked for, before it meets a model.
 
-    ``clip_skip_g`` drives the SDXL OpenCLIP-G encoder; ``None`` means "same as clip_skip".
+    ``None`` means "auto": ``clip_skip`` falls back to the default for the loaded family and
+    encoder (Settings), ``clip_skip_g`` to ``clip_skip`` when that is set, else to the default.
     """
 
     enabled: bool = False
-    clip_skip: float = 1.0
+    clip_skip: float | None = None
     clip_skip_g: float | None = None
     source: str = "panel"
+    defaults: tuple[tuple[Family, str, float], ...] = field(default_factory=default_values)
 
-    def value_for(self, spec: EncoderSpec) -> float:
+    def value_for(self, family: Family, spec: EncoderSpec) -> float:
         if spec.value_field == "clip_skip_g" and self.clip_skip_g is not None:
             return self.clip_skip_g
-        return self.clip_skip
+        if self.clip_skip is not None:
+            return self.clip_skip
+        return next(v for f, name, v in self.defaults if f is family and name == spec.name)
+
+    def source_for(self, spec: EncoderSpec) -> str:
+        explicit = self.clip_skip_g if spec.value_field == "clip_skip_g" and self.clip_skip_g is not None else self.clip_skip
+        return self.source if explicit is not None else "settings"
 
 
 #: Script args in UI order; the API accepts the same list, or one dict with these keys.
@@ -170,44 +185,49 @@ class ParsedArgs:
     messages: list[str] = field(default_factory=list)
 
 
-def request_from_args(args: Any, source: str = "panel") -> ParsedArgs:
+def _is_auto(raw: Any) -> bool:
+    return raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "auto")) or (
+        isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw == 0)
+
+
+def request_from_args(args: Any, source: str = "panel", defaults=None) -> ParsedArgs:
     """Build a request from script args (UI order) or a dict from the API.
 
-    Never raises: bad values become messages and the request falls back to disabled
-    (a bad ``clip_skip``) or to "same as clip_skip" (a bad ``clip_skip_g``).
+    Never raises: a bad value becomes a message, and the request falls back to the host's own
+    behaviour (a bad ``clip_skip`` disables the request) or to auto (a bad ``clip_skip_g``).
     """
     messages: list[str] = []
-    if isinstance(args, (list, tuple)) and len(args) == 1 and isinstance(args[0], dict):
-        args = args[0]
+    if isinstance(args, (list, tuple)) and args and isinstance(args[0], dict):
+        args = args[0]  # the API's dict form; trailing values are the UI defaults the API filled in
     if isinstance(args, dict):
-        unknown = sorted(set(args) - set(ARG_NAMES))
+        unknown = sorted(map(str, set(args) - set(ARG_NAMES)))
         if unknown:
-            messages.append(f"Ignored unknown CLIP skip argument(s): {', '.join(map(str, unknown))}.")
+            messages.append(f"Ignored unknown CLIP skip argument(s): {', '.join(unknown)}.")
         raw = dict(args)
     elif isinstance(args, (list, tuple)):
         raw = dict(zip(ARG_NAMES, args))
     else:
-        return ParsedArgs(ClipSkipRequest(), [f"CLIP skip arguments {args!r} are not a list or dict; ignored."])
+        return ParsedArgs(ClipSkipRequest(), [f"CLIP skip arguments {str(args)[:80]!r} are not a list or dict; ignored."])
 
     enabled = raw.get("enabled", False)
     if isinstance(enabled, str):
         enabled = enabled.strip().lower() in ("true", "1", "yes", "on")
     enabled = bool(enabled)
 
-    clip_skip = 1.0
-    if "clip_skip" in raw:
+    values: dict[str, float | None] = {"clip_skip": None, "clip_skip_g": None}
+    for name, what in (("clip_skip", "CLIP skip"), ("clip_skip_g", "OpenCLIP-G CLIP skip")):
+        if _is_auto(raw.get(name)):
+            continue
         try:
-            clip_skip = parse_value(raw["clip_skip"])
+            values[name] = parse_value(raw[name], what=what)
         except ClipSkipValueError as error:
-            if enabled:
+            if not enabled:
+                continue
+            if name == "clip_skip":
                 messages.append(f"{error} The host's own CLIP skip is used.")
-            enabled = False
-    clip_skip_g: float | None = None
-    raw_g = raw.get("clip_skip_g")
-    if raw_g not in (None, "", 0, 0.0):
-        try:
-            clip_skip_g = parse_value(raw_g, what="OpenCLIP-G CLIP skip")
-        except ClipSkipValueError as error:
-            if enabled:
+                enabled = False
+            else:
                 messages.append(f"{error} OpenCLIP-G follows the CLIP-L value.")
-    return ParsedArgs(ClipSkipRequest(enabled, clip_skip, clip_skip_g, source), messages)
+    request = ClipSkipRequest(enabled, values["clip_skip"], values["clip_skip_g"], source,
+                              defaults if defaults is not None else default_values())
+    return ParsedArgs(request, messages)

@@ -64,7 +64,7 @@ default_cache = ReportCache()
 def analyze_file(path: str, cache: ReportCache | None = None) -> FileReport:
     """The target-independent analysis of one file (cached). Do not mutate the result.
     """
-    return (cache or default_cache).get(os.path.abspath(path))
+    return (cache if cache is not None else default_cache).get(os.path.abspath(path))
 
 
 def check_files(

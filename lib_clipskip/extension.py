@@ -1,0 +1,48 @@
+"""What the WebUI script does at each hook, kept out of ``scripts/`` so it can be tested without a WebUI."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from lib_clipskip import generation
+from lib_clipskip.hosts import HostAdapter, detect
+from lib_clipskip.values import ClipSkipRequest, request_from_args
+
+log = logging.getLogger("sd-webui-clipskip")
+
+TITLE = "CLIP skip"
+#: Set on a ``p`` (an XYZ cell) to override the panel for that generation only.
+XYZ_ATTRIBUTE = "clipskip_xyz"
+
+
+@functools.lru_cache(maxsize=1)
+def adapter() -> HostAdapter:
+    return detect()
+
+
+def request_for(p: Any, script_args: Sequence[Any]) -> ClipSkipRequest:
+    """The request for this generation: an XYZ cell beats the panel / API args (DESIGN §2)."""
+    parsed = request_from_args(list(script_args))
+    for message in parsed.messages:
+        log.warning("CLIP skip: %s", message)
+    request = parsed.request
+    cell = getattr(p, XYZ_ATTRIBUTE, None)
+    if isinstance(cell, ClipSkipRequest):
+        request = cell
+    return request
+
+
+def before_process(p: Any, script_args: Sequence[Any]) -> None:
+    try:
+        request = request_for(p, script_args)
+        generation.attach(p, request, adapter())
+    except Exception:  # never cost the user the image: the host just runs without us
+        log.exception("CLIP skip: could not set up this generation; the host's own CLIP skip is used")
+        generation.detach(p)
+
+
+def finish(p: Any) -> generation.GenerationState | None:
+    return generation.detach(p)

@@ -1,0 +1,33 @@
+"""The only code that knows AUTOMATIC1111 from Forge.
+
+``detect()`` picks an adapter by feature, never by version string: Forge's text encoders run
+in ``backend.text_processing`` and its ``sd_model`` carries ``text_processing_engine*``;
+A1111 wraps the encoders in ``modules.sd_hijack_clip`` classes.  WebUI modules are imported
+inside functions only, so this package imports without a WebUI.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from lib_clipskip.hosts.base import EncoderHandle, HostAdapter, LoadedModel
+
+
+def is_forge() -> bool:
+    try:
+        return importlib.util.find_spec("backend.text_processing.classic_engine") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def detect() -> HostAdapter:
+    if is_forge():
+        from lib_clipskip.hosts.forge import ForgeAdapter
+
+        return ForgeAdapter()
+    from lib_clipskip.hosts.a1111 import A1111Adapter
+
+    return A1111Adapter()
+
+
+__all__ = ["EncoderHandle", "HostAdapter", "LoadedModel", "detect", "is_forge"]

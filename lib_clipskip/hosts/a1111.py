@@ -1,0 +1,80 @@
+"""AUTOMATIC1111 v1.10: encoders are ``sd_hijack_clip`` / ``sd_hijack_open_clip`` wrappers.
+
+What the host does by itself (webui-internals §1, §12): SD1 follows ``CLIP_stop_at_last_layers``;
+SD2 always takes the penultimate layer; SDXL CLIP-L takes ``hidden_states[layer_idx]`` (the
+penultimate) unless ``sdxl_clip_l_skip`` is on; OpenCLIP-G always the penultimate; SD3 a
+fixed layer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lib_clipskip.hosts.base import EncoderHandle, HostAdapter, LoadedModel, host_skip_option, loaded_depth, transformers_handle
+from lib_clipskip.plan import EncoderSlot, ModelInfo
+from lib_clipskip.values import CLIP_G_SDXL, CLIP_H_SD2, CLIP_L_SD1, CLIP_L_SDXL, Family
+
+# hijack wrapper class name -> the encoder it holds
+_WRAPPERS = {
+    "FrozenCLIPEmbedderWithCustomWords": CLIP_L_SD1,
+    "FrozenCLIPEmbedderForSDXLWithCustomWords": CLIP_L_SDXL,
+    "FrozenOpenCLIPEmbedderWithCustomWords": CLIP_H_SD2,
+    "FrozenOpenCLIPEmbedder2WithCustomWords": CLIP_G_SDXL,
+}
+_FAMILIES = {
+    ("clip_l",): Family.SD1,
+    ("clip_h",): Family.SD2,
+    ("clip_g", "clip_l"): Family.SDXL,
+    ("clip_g",): Family.SDXL_REFINER,
+}
+
+
+class A1111Adapter(HostAdapter):
+    name = "a1111"
+
+    def inspect(self, sd_model: Any) -> LoadedModel:
+        if sd_model is None:
+            return LoadedModel(ModelInfo(Family.OTHER, self.name, no_effect_reason="no model is loaded"))
+        if getattr(sd_model, "is_sd3", False):
+            return LoadedModel(ModelInfo(
+                Family.OTHER, self.name,
+                no_effect_reason="AUTOMATIC1111 conditions SD3 on a fixed layer of each text encoder"))
+        conditioner = getattr(sd_model, "conditioner", None)
+        wrappers = list(conditioner.embedders) if conditioner is not None else [getattr(sd_model, "cond_stage_model", None)]
+        opts = self.shared().opts
+        handles: dict[str, EncoderHandle] = {}
+        for wrapper in wrappers:
+            spec = _WRAPPERS.get(type(wrapper).__name__)
+            if spec is None:
+                continue  # not a text encoder (SDXL's size/crop embedders), or one we don't know
+            if spec is CLIP_L_SD1:
+                text_model = wrapper.wrapped.transformer
+                slot = EncoderSlot(spec, loaded_depth(text_model), float(host_skip_option(opts)))
+                handles[spec.name] = transformers_handle(text_model, slot)
+            elif spec is CLIP_L_SDXL:
+                text_model = wrapper.wrapped.transformer
+                slot = EncoderSlot(spec, loaded_depth(text_model), _sdxl_clip_l_host_value(wrapper, opts, spec.depth))
+                handles[spec.name] = transformers_handle(text_model, slot)
+            else:
+                from lib_clipskip.hosts.open_clip import open_clip_handle
+
+                handles[spec.name] = open_clip_handle(wrapper.wrapped, spec)
+        family = _FAMILIES.get(tuple(sorted(handles)))
+        if family is None:
+            return LoadedModel(ModelInfo(
+                Family.OTHER, self.name,
+                no_effect_reason="its text encoder is not a CLIP model this extension knows "
+                                 "(Alt-Diffusion's XLM-R projects its last layer)"))
+        slots = tuple(handles[spec_name].slot for spec_name in sorted(handles, key=lambda n: n != "clip_l"))
+        return LoadedModel(ModelInfo(family, self.name, slots), handles)
+
+
+def _sdxl_clip_l_host_value(wrapper: Any, opts: Any, depth: int) -> float:
+    if getattr(opts, "sdxl_clip_l_skip", False) is True:
+        return float(host_skip_option(opts))
+    if getattr(wrapper.wrapped, "layer", "hidden") == "last":
+        return 1.0
+    layer_idx = int(getattr(wrapper.wrapped, "layer_idx", depth - 1))
+    if layer_idx < 0:
+        layer_idx += depth + 1
+    return float(depth - layer_idx + 1)

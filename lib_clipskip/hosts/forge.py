@@ -1,0 +1,60 @@
+"""Forge (main, ``backend/``): encoders are ``ClassicTextProcessingEngine`` objects on the model.
+
+What the host does by itself (webui-internals §10): on a cond-cache miss it calls
+``sd_model.set_clip_skip(int(opts.CLIP_stop_at_last_layers))`` and each engine takes
+``hidden_states[-max(clip_skip, minimal_clip_skip)]`` of the *loaded* encoder.  SD2 is loaded
+with 23 of its 24 layers, so Forge's N is our N + 1 there.  Flux only uses CLIP-L's pooled
+output, so clip skip has no effect on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lib_clipskip.hosts.base import EncoderHandle, HostAdapter, LoadedModel, host_skip_option, loaded_depth, transformers_handle
+from lib_clipskip.plan import EncoderSlot, ModelInfo
+from lib_clipskip.values import CLIP_G_SDXL, CLIP_H_SD2, CLIP_L_SD1, CLIP_L_SDXL, EncoderSpec, Family
+
+_NO_EFFECT = {
+    "Flux": "Forge conditions Flux on CLIP-L's pooled output only, which always comes from the last layer",
+    "Chroma": "Forge's Chroma has no CLIP text encoder",
+}
+
+
+class ForgeAdapter(HostAdapter):
+    name = "forge"
+
+    def inspect(self, sd_model: Any) -> LoadedModel:
+        if sd_model is None:
+            return LoadedModel(ModelInfo(Family.OTHER, self.name, no_effect_reason="no model is loaded"))
+        if getattr(sd_model, "is_sdxl", False):
+            engines = [("text_processing_engine_l", CLIP_L_SDXL), ("text_processing_engine_g", CLIP_G_SDXL)]
+        elif getattr(sd_model, "is_sd1", False):
+            engines = [("text_processing_engine", CLIP_L_SD1)]
+        elif getattr(sd_model, "is_sd2", False):
+            engines = [("text_processing_engine", CLIP_H_SD2)]
+        else:
+            kind = type(sd_model).__name__
+            reason = _NO_EFFECT.get(kind, f"Forge's {kind} engine does not condition on a CLIP layer this extension can choose")
+            if getattr(sd_model, "is_sd3", False):
+                reason = "SD3 is outside what this extension supports; Forge's own Clip skip still applies"
+            return LoadedModel(ModelInfo(Family.OTHER, self.name, no_effect_reason=reason))
+        option = host_skip_option(self.shared().opts)
+        handles: dict[str, EncoderHandle] = {}
+        for attribute, spec in engines:
+            engine = getattr(sd_model, attribute, None)
+            if engine is None:
+                continue  # the SDXL refiner has only the G engine
+            text_model = engine.text_encoder.transformer
+            depth = loaded_depth(text_model)
+            handles[spec.name] = transformers_handle(text_model, EncoderSlot(spec, depth, _host_value(engine, option, spec, depth)))
+        family = Family.SDXL if len(handles) == 2 else Family.SDXL_REFINER if "clip_g" in handles else (
+            Family.SD1 if "clip_l" in handles else Family.SD2)
+        slots = tuple(handle.slot for handle in handles.values())
+        return LoadedModel(ModelInfo(family, self.name, slots), handles)
+
+
+def _host_value(engine: Any, option: int, spec: EncoderSpec, depth: int) -> float:
+    forge_skip = max(option, int(getattr(engine, "minimal_clip_skip", 1)))
+    # Forge counts from the end of the loaded encoder; we count on the original depth
+    return float(forge_skip + (spec.depth - depth))

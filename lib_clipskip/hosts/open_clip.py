@@ -1,0 +1,105 @@
+"""OpenCLIP text towers as A1111 holds them: SD2's ViT-H and SDXL's (and the refiner's) bigG.
+
+They are not ``transformers`` models but the upstream wrappers around an OpenCLIP model
+(webui-internals §1.4, §1.5):
+
+- SD2 ``ldm...FrozenOpenCLIPEmbedder``: ``encode_with_transformer`` embeds, permutes to LND,
+  calls ``self.text_transformer_forward(x, attn_mask=...)`` (which stops ``layer_idx`` blocks
+  before the end; "penultimate" = 1), permutes back and applies ``ln_final``.  So the host
+  value is ``layer_idx + 1`` (2), and the LayerNorm is applied to whatever we return.
+- SDXL ``sgm...FrozenOpenCLIPEmbedder2`` (``legacy=False``): ``text_transformer_forward``
+  returns ``{"penultimate": NLD, "last": NLD}`` (raw, no LayerNorm); ``encode_with_transformer``
+  builds the pooled output from ``ln_final(d["last"])`` and A1111 reads ``d[wrapped.layer]``.
+
+For one block we replace the instance's ``text_transformer_forward``: SD2 runs only the blocks
+the value needs and returns the chosen state (LND); bigG runs every block (the pooled output
+needs the true last layer) and returns the chosen state under ``"penultimate"`` and the true
+last layer under ``"last"``.  Any error inside falls back to the original method.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from lib_clipskip.encode import patched_attribute, run_blocks
+from lib_clipskip.hosts.base import EncoderHandle, ErrorSink
+from lib_clipskip.plan import EncoderPlan, EncoderSlot
+from lib_clipskip.values import EncoderSpec
+
+log = logging.getLogger(__name__)
+
+#: The key A1111 reads from the bigG dict when the model is configured as SDXL does.
+_CHOSEN_KEY = "penultimate"
+
+
+def resblocks(wrapped: Any) -> Any:
+    return wrapped.model.transformer.resblocks
+
+
+def returns_dict(wrapped: Any, spec: EncoderSpec) -> bool:
+    """bigG (``FrozenOpenCLIPEmbedder2``) hands back a dict of layers; SD2's tower a tensor."""
+    return spec.needs_pooled or type(wrapped).__name__ == "FrozenOpenCLIPEmbedder2"
+
+
+def host_value(wrapped: Any, spec: EncoderSpec) -> float:
+    """What the upstream wrapper does by itself, in this extension's numbering."""
+    depth = len(resblocks(wrapped))
+    if returns_dict(wrapped, spec):
+        # the dict always holds the true last and penultimate layers; A1111 reads d[layer]
+        return 1.0 if getattr(wrapped, "layer", _CHOSEN_KEY) == "last" else 2.0
+    try:
+        layer_idx = int(getattr(wrapped, "layer_idx", 1))
+    except (TypeError, ValueError):
+        layer_idx = 1
+    return float(min(max(layer_idx, 0), depth - 1) + 1)
+
+
+def open_clip_forward(wrapped: Any, original: Any, plan: EncoderPlan, as_dict: bool, on_error: ErrorSink):
+    """A ``text_transformer_forward`` for ``wrapped`` that encodes at ``plan``'s layer."""
+    own_layer = getattr(wrapped, "layer", _CHOSEN_KEY)
+
+    def text_transformer_forward(x: Any, attn_mask: Any = None) -> Any:
+        try:
+            blocks = [functools.partial(block, attn_mask=attn_mask) for block in resblocks(wrapped)]
+            chosen, last = run_blocks(blocks, x, plan.pick, run_all=as_dict)
+            if not as_dict:
+                return chosen  # LND; upstream permutes back and applies ln_final
+            if own_layer != _CHOSEN_KEY:
+                # A1111 reads d[wrapped.layer] after we return; the scope restores it
+                object.__setattr__(wrapped, "layer", _CHOSEN_KEY)
+            return {_CHOSEN_KEY: chosen.permute(1, 0, 2), "last": last.permute(1, 0, 2)}
+        except Exception as error:  # never kill a generation: the host's own pass instead
+            log.exception(
+                "CLIP skip: OpenCLIP encode at %s failed on %s; using the host's own encode",
+                plan.value, type(wrapped).__name__)
+            try:
+                on_error(error)
+            except Exception:
+                log.exception("CLIP skip: the error handler failed")
+            if as_dict and getattr(wrapped, "layer", own_layer) != own_layer:
+                object.__setattr__(wrapped, "layer", own_layer)  # the host reads its own layer again
+            return original(x, attn_mask=attn_mask)
+
+    return text_transformer_forward
+
+
+def open_clip_handle(wrapped: Any, spec: EncoderSpec) -> EncoderHandle:
+    """A handle for an upstream ``FrozenOpenCLIPEmbedder`` / ``FrozenOpenCLIPEmbedder2``."""
+    as_dict = returns_dict(wrapped, spec)
+    slot = EncoderSlot(spec, len(resblocks(wrapped)), host_value(wrapped, spec))
+
+    @contextlib.contextmanager
+    def scope(plan: EncoderPlan, on_error: ErrorSink) -> Iterator[None]:
+        original = wrapped.text_transformer_forward
+        forward = open_clip_forward(wrapped, original, plan, as_dict, on_error)
+        with contextlib.ExitStack() as stack:
+            if as_dict and hasattr(wrapped, "layer"):
+                stack.enter_context(patched_attribute(wrapped, "layer", wrapped.layer))  # snapshot, restored after
+            stack.enter_context(patched_attribute(wrapped, "text_transformer_forward", forward))
+            yield
+
+    return EncoderHandle(slot, scope)

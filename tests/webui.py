@@ -1,0 +1,94 @@
+"""Run the extension inside a host stand-in the way the WebUI does: load the script file, build
+the UI of both tabs, make ``p`` objects with the full ``script_args`` and call ``process_images``."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import standin
+import webui_models
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT_FILE = ROOT / "scripts" / "clipskip.py"
+
+
+class WebUI:
+    def __init__(self, host: str, config_file: Path | None = None):
+        self.host = host
+        self.shared = standin.use(host)
+        if config_file is not None:
+            self.shared.load_config(config_file)
+        from lib_clipskip import extension
+
+        extension.adapter.cache_clear()
+        self.scripts = importlib.import_module("modules.scripts")
+        self.processing = importlib.import_module("modules.processing")
+        self.callbacks = importlib.import_module("modules.script_callbacks")
+        self.scripts.scripts_data.clear()
+        self.scripts.reported_errors.clear()
+        self.callbacks.clear_callbacks()
+        self.module = self.scripts.register_scripts_from_file(str(SCRIPT_FILE))
+        self.runners = {}
+        self.build_ui()
+
+    def build_ui(self):
+        import gradio as gr
+
+        self.callbacks.ui_settings_callback()
+        self.callbacks.before_ui_callback()
+        with gr.Blocks() as self.demo:
+            for tab, is_img2img in (("txt2img", False), ("img2img", True)):
+                runner = self.scripts.ScriptRunner()
+                runner.initialize_scripts(is_img2img)
+                runner.setup_ui()
+                self.runners[tab] = runner
+
+    # --- models ---------------------------------------------------------------------------
+    def load(self, family: str, real: bool = False, seed: int = 0, name: str | None = None):
+        self.shared.sd_model = webui_models.build_model(self.host, family, real=real, seed=seed, name=name)
+        return self.shared.sd_model
+
+    def build(self, family: str, real: bool = False, seed: int = 0, name: str | None = None):
+        return webui_models.build_model(self.host, family, real=real, seed=seed, name=name)
+
+    # --- generations ----------------------------------------------------------------------
+    def script(self, tab: str = "txt2img"):
+        return self.runners[tab].script("CLIP skip")
+
+    def script_args(self, tab: str = "txt2img", **ours):
+        """Default args of every script, with ours replaced (``enabled``, ``clip_skip``, ``clip_skip_g``)."""
+        runner = self.runners[tab]
+        args = runner.default_script_args()
+        script = self.script(tab)
+        names = ("enabled", "clip_skip", "clip_skip_g")
+        for offset, name in enumerate(names):
+            if name in ours:
+                args[script.args_from + offset] = ours[name]
+        return args
+
+    def txt2img(self, prompt="a photo of a cat", **kwargs):
+        ours = {k: kwargs.pop(k) for k in ("enabled", "clip_skip", "clip_skip_g") if k in kwargs}
+        args = kwargs.pop("script_args", None)
+        p = self.processing.StableDiffusionProcessingTxt2Img(prompt=prompt, steps=kwargs.pop("steps", 4), seed=kwargs.pop("seed", 1), **kwargs)
+        p.scripts = self.runners["txt2img"]
+        p.script_args = args if args is not None else self.script_args("txt2img", **ours)
+        return p
+
+    def img2img(self, prompt="a photo of a cat", **kwargs):
+        ours = {k: kwargs.pop(k) for k in ("enabled", "clip_skip", "clip_skip_g") if k in kwargs}
+        p = self.processing.StableDiffusionProcessingImg2Img(prompt=prompt, steps=kwargs.pop("steps", 4), seed=kwargs.pop("seed", 1),
+                                                             init_images=[0.25], **kwargs)
+        p.scripts = self.runners["img2img"]
+        p.script_args = self.script_args("img2img", **ours)
+        return p
+
+    def run(self, p):
+        return self.processing.process_images(p)
+
+    def options_snapshot(self) -> str:
+        return json.dumps(self.shared.opts.data, sort_keys=True, default=str)
+
+    def close(self):
+        standin.purge()
