@@ -336,9 +336,9 @@ def find_png_ti_text(path: str) -> bytes | None:
                     _inflate_bounded(text, MAX_TI_PAYLOAD_BYTES) if compressed else text
                 )
         if ctype == b"IEND":
-            break
+            return None
         pos = body_end + 4
-    return None
+    raise UnreadableFile("truncated PNG: no IEND chunk")
 
 
 def _tensor_from_json(obj):
