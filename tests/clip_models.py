@@ -72,14 +72,14 @@ def tokenizer_files(directory: str) -> tuple[str, str]:
     vocab_list = chars + [c + "</w>" for c in chars]
     merges = []
     for word in WORDS:  # merge left to right: c|a -> ca, ca|t</w> -> cat</w>
-        pieces = list(word[:-1]) + [word[-1] + "</w>"]
+        pieces = [*list(word[:-1]), word[-1] + "</w>"]
         while len(pieces) > 1:
             merged = pieces[0] + pieces[1]
             if (pieces[0], pieces[1]) not in merges:
                 merges.append((pieces[0], pieces[1]))
                 if merged not in vocab_list:
                     vocab_list.append(merged)
-            pieces = [merged] + pieces[2:]
+            pieces = [merged, *pieces[2:]]
     vocab_list += ["<|startoftext|>", "<|endoftext|>"]
     vocab = {token: index for index, token in enumerate(dict.fromkeys(vocab_list))}
     vocab_file, merges_file = folder / "vocab.json", folder / "merges.txt"

@@ -282,7 +282,7 @@ def test_g_configured_with_last_layer(g_small):
             host_z, host_pooled = run(g_small, SHORT)
             z, pooled = run(g_small, SHORT, value=1.0)
             assert torch.equal(host_z, z) and torch.equal(host_pooled, pooled)
-            z3, pooled3 = run(g_small, SHORT, value=3.0)
+            _z3, pooled3 = run(g_small, SHORT, value=3.0)
             assert wrapped.layer == "last"
             with handle.scope(plan_for(handle, 3.0), [].append):
                 z3_direct = g_small.cond_stage_model.encode_with_transformers(tokens)

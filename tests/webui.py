@@ -71,7 +71,8 @@ class WebUI:
     def txt2img(self, prompt="a photo of a cat", **kwargs):
         ours = {k: kwargs.pop(k) for k in ("enabled", "clip_skip", "clip_skip_g") if k in kwargs}
         args = kwargs.pop("script_args", None)
-        p = self.processing.StableDiffusionProcessingTxt2Img(prompt=prompt, steps=kwargs.pop("steps", 4), seed=kwargs.pop("seed", 1), **kwargs)
+        steps, seed = kwargs.pop("steps", 4), kwargs.pop("seed", 1)
+        p = self.processing.StableDiffusionProcessingTxt2Img(prompt=prompt, steps=steps, seed=seed, **kwargs)
         p.scripts = self.runners["txt2img"]
         p.script_args = args if args is not None else self.script_args("txt2img", **ours)
         return p

@@ -72,11 +72,19 @@ class A1111DiffusionEngine(torch.nn.Module):
         return {"crossattn": torch.cat(crossattn, dim=2), "vector": torch.cat(vectors, dim=1)}
 
 
+def open_clip_tower(name, real, seed):
+    """An OpenCLIP text tower (A1111 SD2 / SDXL-G) of the real depth, real or small width."""
+    open_clip = importlib.import_module("open_clip")
+    shape = _shape(name, real)
+    vocab_size = open_clip.tokenizer._tokenizer.vocab_size
+    return open_clip.build_text_model(shape["hidden_size"], shape["num_hidden_layers"], shape["num_attention_heads"], vocab_size, seed=seed)
+
+
 def a1111_model(family: str, real: bool = False, seed: int = 0, name: str | None = None):
     """A hijacked A1111 model: family "sd1", "sd2", "sdxl" or "sdxl_refiner"."""
     from modules import sd_hijack
 
-    tokenizer_l, tokenizer_g = tokenizers()
+    tokenizer_l, _tokenizer_g = tokenizers()
     name = name or f"{family}-standin"
     if family == "sd1":
         ldm = importlib.import_module("ldm.modules.encoders.modules")
@@ -84,14 +92,15 @@ def a1111_model(family: str, real: bool = False, seed: int = 0, name: str | None
         model = A1111LatentDiffusion(encoder, name, family)
     elif family == "sd2":
         ldm = importlib.import_module("ldm.modules.encoders.modules")
-        model = A1111LatentDiffusion(ldm.build_standin_open_clip_embedder(real=real, seed=seed), name, family)
+        model = A1111LatentDiffusion(ldm.FrozenOpenCLIPEmbedder(open_clip_tower("clip_h", real, seed), layer="penultimate"), name, family)
     else:
         sgm = importlib.import_module("sgm.modules.encoders.modules")
         embedders = []
         if family == "sdxl":
             clip_l = build_text_model(_shape("clip_l", real), len(tokenizer_l), seed)
             embedders.append(sgm.FrozenCLIPEmbedder(tokenizer_l, clip_l, layer="hidden", layer_idx=11))
-        embedders.append(sgm.build_standin_open_clip_embedder2(real=real, seed=seed + 1))
+        tower = open_clip_tower("clip_g", real, seed + 1)
+        embedders.append(sgm.FrozenOpenCLIPEmbedder2(tower, layer="penultimate", always_return_pooled=True, legacy=False))
         model = A1111DiffusionEngine(sgm.GeneralConditioner(embedders), name)
     sd_hijack.model_hijack.hijack(model)
     return model
@@ -140,7 +149,8 @@ def build_model(host: str, family: str, real: bool = False, seed: int = 0, name:
 def text_models(sd_model) -> dict:
     """name -> the transformers (or OpenCLIP) module of each text encoder, for layer counting."""
     found = {}
-    for attribute, name in (("text_processing_engine", None), ("text_processing_engine_l", "clip_l"), ("text_processing_engine_g", "clip_g")):
+    engines = (("text_processing_engine", None), ("text_processing_engine_l", "clip_l"), ("text_processing_engine_g", "clip_g"))
+    for attribute, name in engines:
         engine = getattr(sd_model, attribute, None)
         if engine is not None:
             found[name or engine.embedding_key] = engine.text_encoder.transformer

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
-from typing import Any, ContextManager
+from typing import Any
 
 from lib_clipskip.encode import encoder_layers, skipping
 from lib_clipskip.plan import EncoderPlan, EncoderSlot, ModelInfo, SkipPlan

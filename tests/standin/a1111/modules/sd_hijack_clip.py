@@ -8,7 +8,6 @@ SDXL CLIP-L: ``hidden_states[-N]`` raw when ``opts.sdxl_clip_l_skip``, else ``hi
 from __future__ import annotations
 
 import torch
-
 from modules import devices, sd_hijack
 from modules.shared import opts
 from standin_common.text_pipeline import ChunkPipeline, PromptChunk, PromptChunkFix  # noqa: F401

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import open_clip.tokenizer
 import torch
-
 from modules import devices, sd_hijack_clip
 from modules.shared import opts
 

@@ -144,7 +144,7 @@ class Options:
         if default_value is None:
             return None
         expected_type = type(default_value)
-        if expected_type == bool and value == "False":
+        if expected_type is bool and value == "False":
             value = False
         else:
             value = expected_type(value)

@@ -35,8 +35,8 @@ class StableDiffusionProcessing(common.StableDiffusionProcessing):
         return (key[0], self.distilled_cfg_scale, self.hr_distilled_cfg) + key[1:]
 
     def get_conds_with_caching(self, function, required_prompts, steps, caches, extra_network_data, hires_steps=None):
-        from modules import shared
         from backend.text_processing import classic_engine
+        from modules import shared
 
         cached_params = self.cached_params(required_prompts, steps, extra_network_data, hires_steps, shared.opts.use_old_scheduling)
         for cache in caches:

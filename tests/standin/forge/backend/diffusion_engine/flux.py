@@ -1,7 +1,6 @@
 """Forge dfdcbab6. Mirrors ``backend/diffusion_engine/flux.py`` as far as CLIP goes: only CLIP-L's pooled output conditions the image."""
 
 import torch
-
 from backend.diffusion_engine.base import ForgeDiffusionEngine
 from backend.text_processing.classic_engine import ClassicTextProcessingEngine
 

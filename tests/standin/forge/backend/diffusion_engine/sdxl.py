@@ -4,7 +4,6 @@ The size/crop embedder is replaced by a constant vector of the same role.
 """
 
 import torch
-
 from backend.diffusion_engine.base import ForgeDiffusionEngine
 from backend.text_processing.classic_engine import ClassicTextProcessingEngine
 

@@ -10,7 +10,6 @@ backtrack is hard-coded to 20.
 from __future__ import annotations
 
 import torch
-
 from modules.shared import opts
 from standin_common.text_pipeline import ChunkPipeline, EmbeddingDatabase, EmbeddingsWithFixes
 
