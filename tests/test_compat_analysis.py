@@ -357,6 +357,22 @@ def test_negative_zero_counts_as_zero(tmp_path):
         assert not source.is_all_zero("b")
 
 
+def test_zero_test_byte_patterns(tmp_path):
+    # 0x0080 as float16 is a tiny non-zero subnormal whose bytes are only 0x00 and 0x80
+    subnormal = np.zeros(4, np.uint16)
+    subnormal[2] = 0x0080
+    ints = np.zeros(4, np.int16)
+    ints[1] = -32768  # 0x8000: non-zero for an integer, -0.0 for a float
+    path = write_safetensors(
+        tmp_path / "z.safetensors",
+        {"subnormal": subnormal.view(np.float16), "ints": ints, "int_zero": ints * 0},
+    )
+    with readers_module.SafetensorsFile(str(path)) as source:
+        assert not source.is_all_zero("subnormal")
+        assert not source.is_all_zero("ints")
+        assert source.is_all_zero("int_zero")
+
+
 def test_tensor_entry_with_wrong_byte_size_is_unreadable(tmp_path):
     header = json.dumps(
         {

@@ -1,5 +1,4 @@
-"""Warnings for one analysed file at a target model family, clip-skip value(s) and host.
-"""
+"""Warnings for one analysed file at a target model family, clip-skip value(s) and host."""
 
 from __future__ import annotations
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
+from itertools import repeat
+from operator import attrgetter, itemgetter
 
 from . import readers
 from .report import (
@@ -28,19 +31,34 @@ PICKLE_EXTS = (".pt", ".pth", ".ckpt", ".bin")
 IMAGE_EXTS = (".png",)
 MODEL_EXTS = SAFETENSORS_EXTS + PICKLE_EXTS + IMAGE_EXTS
 
-# Text-encoder key forms. Slot "te" is the single encoder of SD1/SD2 (or CLIP-L when
-# another
-# SDXL clue says so), "te1"/"te2" are SDXL's CLIP-L/bigG.
-_KOHYA_TE = re.compile(
-    r"^(?:lora|lycoris)_te([12]?)_(?:text_model_encoder_layers|model_transformer_resblocks)_(\d+)_"
-)
+# Text-encoder key forms. Slot "te" is the single encoder of SD1/SD2 (CLIP-L if another
+# clue says SDXL), "te1"/"te2" are SDXL's CLIP-L/bigG.
 _DIFFUSERS_TE = re.compile(
     r"^text_encoder(_2)?\.(?:text_model\.)?encoder\.layers\.(\d+)\.(.+)$"
 )
 _COMFY_TE = re.compile(
     r"^text_encoders\.(clip_[lgh])\.transformer\.text_model\.encoder\.layers\.(\d+)\.(.+)$"
 )
-_TE_PREFIXES = ("lora_te", "lycoris_te", "text_encoder")
+_KOHYA_TE_PREFIXES = ("lora_te", "lycoris_te")
+_KOHYA_TE_MODULE = re.compile(
+    r"(?:lora|lycoris)_te([12]?)_(?:text_model_encoder_layers|model_transformer_resblocks)"
+    r"_(\d+)_"
+)
+_KOHYA_SLOTS = {"": "te", "1": "te1", "2": "te2"}
+# First key segments of diffusers/PEFT/ComfyUI-style files.
+_DIFFUSERS_ROOTS = frozenset(
+    {"unet", "text_encoder", "text_encoder_2", "text_encoders", "base_model"}
+)
+# Module base name -> _TeModule (None for non-TE modules), shared by all files: kohya files
+# repeat the same few hundred module names, so parsing each name once pays off.
+_kohya_base_info: dict[str, _TeModule | None] = {}
+_KOHYA_BASE_INFO_LIMIT = 100_000
+_DIFFUSERS_TE = re.compile(
+    r"^text_encoder(_2)?\.(?:text_model\.)?encoder\.layers\.(\d+)\.(.+)$"
+)
+_COMFY_TE = re.compile(
+    r"^text_encoders\.(clip_[lgh])\.transformer\.text_model\.encoder\.layers\.(\d+)\.(.+)$"
+)
 # Trailing key parts that are tensor names, not module names (diffusers/PEFT forms).
 _WEIGHT_PARTS = frozenset(
     {
@@ -131,7 +149,7 @@ _ZERO_TERMS = (
 )
 
 _ALGO_MARKERS = (
-    # (marker tensor part, format id); first match wins
+    # (tensor name inside a module, format id); first match wins
     ("hada_w1_a", "lycoris-loha"),
     ("lokr_w1", "lycoris-lokr"),
     ("lokr_w1_a", "lycoris-lokr"),
@@ -144,24 +162,16 @@ _ALGO_MARKERS = (
 
 
 class _TeModule:
-    __slots__ = ("encoder_slot", "layer", "prefix", "style")
+    __slots__ = ("encoder_slot", "layer", "prefix", "slot_layer", "style")
 
     def __init__(self, encoder_slot, layer, prefix, style):
         self.encoder_slot = encoder_slot
         self.layer = layer
+        self.slot_layer = (encoder_slot, layer)
         self.prefix = (
             prefix  # key prefix that this module's tensor names are appended to
         )
         self.style = style
-
-
-def _tensor_part(key: str) -> str:
-    """The name of the tensor inside its module: 'lora_up' for '...fc1.lora_up.weight'.
-    """
-    head, _, tail = key.rpartition(".")
-    if tail in ("weight", "bias") and head:
-        return head.rpartition(".")[2]
-    return tail
 
 
 def _split_diffusers(rest: str) -> tuple[str, str]:
@@ -182,7 +192,6 @@ def analyze_path(path: str) -> FileReport:
     ``report.error``."""
     report = FileReport(path=path)
     try:
-        size = os.path.getsize(path)
         lower = path.lower()
         if lower.endswith(SAFETENSORS_EXTS):
             with readers.SafetensorsFile(path) as source:
@@ -190,7 +199,7 @@ def analyze_path(path: str) -> FileReport:
                     report, source, source.metadata, container="safetensors"
                 )
         elif lower.endswith(PICKLE_EXTS):
-            data = readers.load_pickled_file(path, size)
+            data = readers.load_pickled_file(path, os.path.getsize(path))
             _analyze_pickled(report, data, container=os.path.splitext(lower)[1])
         elif lower.endswith(IMAGE_EXTS):
             text = readers.find_png_ti_text(path)
@@ -297,8 +306,7 @@ def _analyze_embedding_dict(report: FileReport, data: dict) -> bool:
 
 
 class _ShapeOnly:
-    """Lets embedding detection run on safetensors headers without reading tensor data.
-    """
+    """Lets embedding detection run on safetensors headers without reading tensor data."""
 
     __slots__ = ("shape",)
 
@@ -316,34 +324,22 @@ def _analyze_tensors(
             _apply_embedding_metadata(report, metadata)
             return
 
-    te_modules: dict[str, _TeModule] = {}
-    tensor_parts = set()
-    context_width = None
-    unet_sgm_names = False
-    for key in keys:
-        tensor_parts.add(_tensor_part(key))
-        if key.startswith(_TE_PREFIXES):
-            _collect_te_key(key, te_modules)
-        elif (
-            context_width is None
-            and "attn2" in key
-            and ("to_k" in key or "to_v" in key)
-        ):
-            if _tensor_part(key) in ("lora_down", "lora_A", "hada_w1_b", "down"):
-                shape = source.shape(key)
-                if shape is not None and len(shape) >= 2:
-                    context_width = shape[1]
-        elif key.startswith(
-            (
-                "lora_unet_input_blocks",
-                "lora_unet_output_blocks",
-                "lora_unet_middle_block",
-            )
-        ):
-            unet_sgm_names = True
+    # Per-key Python work is kept to C-level map/set operations: a Python loop doing real
+    # work on hundreds of keys per file would cost more than the JSON parse of the header.
+    split_keys = list(map(str.partition, keys, repeat(".")))
+    bases = set(map(itemgetter(0), split_keys))
+    tensor_parts = set(map(_tensor_part, set(map(itemgetter(2), split_keys))))
+    te_modules = _kohya_te_modules(bases)
+    diffusers_names = not bases.isdisjoint(_DIFFUSERS_ROOTS)
+    if diffusers_names:
+        found: dict[str, _TeModule] = {}
+        for key in keys:
+            if key.startswith(("text_encoder", "text_encoders.")):
+                _collect_te_key(key, found)
+        te_modules += found.values()
 
     report.output_name = metadata.get("ss_output_name") or None
-    fmt = _detect_format(tensor_parts, te_modules, metadata, keys)
+    fmt = _detect_format(tensor_parts, diffusers_names, metadata)
     if fmt is None:
         report.kind = KIND_UNKNOWN
         report.notes.append("no LoRA, LyCORIS or embedding tensors recognised")
@@ -351,27 +347,23 @@ def _analyze_tensors(
     report.format = fmt
     report.kind = KIND_LYCORIS if fmt.startswith("lycoris-") else KIND_LORA
 
-    slots = {m.encoder_slot for m in te_modules.values()}
-    te_width = _te_width(source, te_modules)
-    family, family_source = _family_from_weights(
-        slots, context_width, te_width, unet_sgm_names
+    meta_family, report.base_model = _family_from_metadata(metadata)
+    report.family, report.family_source = _family_from_weights(
+        source, keys, bases, te_modules, meta_family
     )
-    meta_family, base_model = _family_from_metadata(metadata)
-    report.base_model = base_model
-    if family == FAMILY_UNKNOWN and meta_family != FAMILY_UNKNOWN:
-        family, family_source = meta_family, "metadata"
-    report.family, report.family_source = family, family_source
 
-    per_encoder: dict[str, dict[int, list[_TeModule]]] = {}
-    for module in te_modules.values():
-        encoder = _encoder_name(module.encoder_slot, family)
-        per_encoder.setdefault(encoder, {}).setdefault(module.layer, []).append(module)
-        report.te_key_styles[module.style] = (
-            report.te_key_styles.get(module.style, 0) + 1
-        )
-    report.te_modules = {
-        enc: {layer: len(mods) for layer, mods in layers.items()}
-        for enc, layers in per_encoder.items()
+    counts = Counter(map(attrgetter("slot_layer"), te_modules))
+    report.te_modules = {}
+    for (slot, layer), count in counts.items():
+        encoder = _encoder_name(slot, report.family)
+        report.te_modules.setdefault(encoder, {})[layer] = count
+    report.te_key_styles = dict(Counter(map(attrgetter("style"), te_modules)))
+    slots_by_encoder: dict[str, set] = {}
+    for slot, _layer in counts:
+        slots_by_encoder.setdefault(_encoder_name(slot, report.family), set()).add(slot)
+    per_encoder = {
+        encoder: _LayerModules(te_modules, slots)
+        for encoder, slots in slots_by_encoder.items()
     }
 
     zero_layers = {}
@@ -384,17 +376,11 @@ def _analyze_tensors(
         )
     report.te_zero_layers = {enc: z for enc, z in zero_layers.items() if z}
 
-    _apply_trained_skip(report, metadata, per_encoder, zero_layers)
+    _apply_trained_skip(report, metadata, report.te_modules, zero_layers)
 
 
 def _collect_te_key(key: str, te_modules: dict) -> None:
-    match = _KOHYA_TE.match(key)
-    if match:
-        base = key.partition(".")[0]
-        if base not in te_modules:
-            slot = {"": "te", "1": "te1", "2": "te2"}[match.group(1)]
-            te_modules[base] = _TeModule(slot, int(match.group(2)), base + ".", "kohya")
-        return
+    """Diffusers/PEFT and ComfyUI-style TE keys (kohya keys are found by regex in bulk)."""
     match = _DIFFUSERS_TE.match(key)
     if match:
         slot = "te2" if match.group(1) else "te"
@@ -417,21 +403,85 @@ def _collect_te_key(key: str, te_modules: dict) -> None:
         )
 
 
+def _tensor_part(suffix: str) -> str:
+    """The tensor's name inside its module: 'lora_up' for suffix 'lora_up.weight'."""
+    head, _, tail = suffix.rpartition(".")
+    if tail in ("weight", "bias") and head:
+        return head.rpartition(".")[2]
+    return tail
+
+
+def _kohya_te_modules(bases: set) -> list:
+    global _kohya_base_info
+    info = _kohya_base_info
+    unknown = bases - info.keys()
+    if unknown:
+        if len(info) > _KOHYA_BASE_INFO_LIMIT:
+            # a new dict, not clear(): a concurrent reader keeps its complete old one
+            info = _kohya_base_info = {}
+            unknown = bases
+        for base in unknown:
+            match = _KOHYA_TE_MODULE.match(base)
+            info[base] = (
+                _TeModule(
+                    _KOHYA_SLOTS[match.group(1)],
+                    int(match.group(2)),
+                    base + ".",
+                    "kohya",
+                )
+                if match
+                else None
+            )
+    return list(filter(None, map(info.__getitem__, bases)))
+
+
+class _LayerModules:
+    """The modules of one encoder slot, grouped by layer on demand (only the few trailing
+    layers are ever asked for)."""
+
+    def __init__(self, modules: list, slots: set):
+        self._modules = [m for m in modules if m.encoder_slot in slots]
+        self.layers = sorted({m.layer for m in self._modules}, reverse=True)
+
+    def modules_on(self, layer: int) -> list:
+        return [m for m in self._modules if m.layer == layer]
+
+
 def _detect_format(
-    tensor_parts: set, te_modules: dict, metadata: dict, keys
+    tensor_parts: set, diffusers_names: bool, metadata: dict
 ) -> str | None:
     for marker, fmt in _ALGO_MARKERS:
         if marker in tensor_parts:
             return fmt
     lycoris_module = metadata.get("ss_network_module", "").startswith("lycoris")
-    if tensor_parts & {"lora_up", "lora_down"}:
+    if "lora_up" in tensor_parts or "lora_down" in tensor_parts:
         return "lycoris-locon" if lycoris_module else "kohya"
-    if tensor_parts & {"lora_A", "lora_B", "up", "down"}:
-        if any(m.style != "kohya" for m in te_modules.values()) or any(
-            k.startswith(("unet.", "text_encoder", "base_model.")) for k in keys
-        ):
+    if not tensor_parts.isdisjoint(("lora_A", "lora_B", "up", "down")):
+        if diffusers_names:
             return "diffusers-peft"
         return "lycoris-locon" if lycoris_module else "kohya"
+    return None
+
+
+def _context_width(source, keys, bases: set) -> int | None:
+    """Input width of a UNet cross-attention to_k/to_v: the text conditioning width."""
+    all_keys = source.keys()
+    prefixes = [b + "." for b in bases if "attn2_to_k" in b or "attn2_to_v" in b][:1]
+    if not prefixes and not bases.isdisjoint(_DIFFUSERS_ROOTS):
+        for key in keys:
+            for anchor in ("attn2.to_k.", "attn2.to_v."):
+                pos = key.find(anchor)
+                if pos >= 0:
+                    prefixes.append(key[: pos + len(anchor)])
+                    break
+            if prefixes:
+                break
+    for prefix in prefixes:
+        for down in ("lora_down.weight", "lora_A.weight", "hada_w1_b", "down.weight"):
+            if prefix + down in all_keys:
+                shape = source.shape(prefix + down)
+                if shape is not None and len(shape) >= 2:
+                    return shape[1]
     return None
 
 
@@ -456,11 +506,11 @@ _OUT_FEATURES = (
 )
 
 
-def _te_width(source, te_modules: dict) -> int | None:
+def _te_width(source, te_modules: list) -> int | None:
     """Width of the single (SD1/SD2) encoder, read from a q_proj module's output
     features."""
     keys = source.keys()
-    for module in te_modules.values():
+    for module in te_modules:
         if module.encoder_slot != "te" or "q_proj" not in module.prefix:
             continue
         for names, width_of in _OUT_FEATURES:
@@ -478,22 +528,28 @@ def _te_width(source, te_modules: dict) -> int | None:
     return None
 
 
-def _family_from_weights(
-    slots, context_width, te_width, unet_sgm_names
-) -> tuple[str, str | None]:
-    if "te1" in slots or "te2" in slots or "clip_g" in slots:
+def _family_from_weights(source, keys, bases: set, te_modules: list, meta_family: str):
+    """Family from the text-encoder slots and width; else the metadata's declared base
+    model; else the UNet's context width or SGM-style UNet names. Costly clues last."""
+    slots = set(map(attrgetter("encoder_slot"), te_modules))
+    if not slots.isdisjoint(("te1", "te2", "clip_g")):
         return FAMILY_SDXL, "weights"
+    by_te = {768: FAMILY_SD1, 1024: FAMILY_SD2}.get(_te_width(source, te_modules))
+    if by_te:
+        return by_te, "weights"
+    if meta_family != FAMILY_UNKNOWN:
+        return meta_family, "metadata"
     by_context = {768: FAMILY_SD1, 1024: FAMILY_SD2, 2048: FAMILY_SDXL}.get(
-        context_width
+        _context_width(source, keys, bases)
     )
     if by_context:
         return by_context, "weights"
-    by_te = {768: FAMILY_SD1, 1024: FAMILY_SD2}.get(te_width)
-    if by_te:
-        return by_te, "weights"
     if "clip_h" in slots:
         return FAMILY_SD2, "weights"
-    if unet_sgm_names:
+    if any(
+        b.startswith(("lora_unet_input_blocks", "lora_unet_output_blocks"))
+        for b in bases
+    ):
         return FAMILY_SDXL, "weights"
     return FAMILY_UNKNOWN, None
 
@@ -556,13 +612,13 @@ def _module_is_zero(source, module: _TeModule) -> bool:
     return False  # unknown tensor layout: do not claim it is zero
 
 
-def _trailing_zero_layers(source, layers: dict[int, list[_TeModule]]) -> list[int]:
+def _trailing_zero_layers(source, layers: _LayerModules) -> list[int]:
     """Layers, from the top, whose modules are all exactly zero; stops at the first
     layer with any non-zero module. Empty when every layer is zero (nothing was
     trained)."""
     zero = []
-    for layer in sorted(layers, reverse=True):
-        if all(_module_is_zero(source, m) for m in layers[layer]):
+    for layer in layers.layers:
+        if all(_module_is_zero(source, m) for m in layers.modules_on(layer)):
             zero.append(layer)
         else:
             return sorted(zero)

@@ -4,7 +4,6 @@ calls.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 from collections import OrderedDict
@@ -62,8 +61,7 @@ default_cache = ReportCache()
 
 
 def analyze_file(path: str, cache: ReportCache | None = None) -> FileReport:
-    """The target-independent analysis of one file (cached). Do not mutate the result.
-    """
+    """The target-independent analysis of one file (cached). Do not mutate the result."""
     return (cache if cache is not None else default_cache).get(os.path.abspath(path))
 
 
@@ -99,10 +97,8 @@ def check_files(
                 base = FileReport(
                     path=path, error=f"cannot analyse: {type(exc).__name__}: {exc}"
                 )
-        report = dataclasses.replace(
-            base,
-            notes=list(base.notes),
-            warnings=warnings_for(base, family, clip_skip, clip_skip_g, host),
+        report = base.with_warnings(
+            warnings_for(base, family, clip_skip, clip_skip_g, host)
         )
         results.append(report)
     return results

@@ -1,5 +1,4 @@
-"""Folder walking and the check that a file lies under one of the allowed model folders.
-"""
+"""Folder walking and the check that a file lies under one of the allowed model folders."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ import re
 import struct
 import warnings
 import zlib
+from operator import itemgetter
 
 import numpy as np
 
@@ -127,7 +128,8 @@ class SafetensorsFile:
         # shapes and dtypes are validated when a tensor is actually used (tensor_info).
         try:
             max_end = max(
-                (info["data_offsets"][1] for info in header.values()), default=0
+                map(itemgetter(1), map(itemgetter("data_offsets"), header.values())),
+                default=0,
             )
         except (TypeError, KeyError, IndexError):
             raise UnreadableFile(
@@ -193,6 +195,18 @@ class SafetensorsFile:
             if len(chunk) != want:
                 raise UnreadableFile(f"truncated while reading tensor {name!r}")
             self.zero_test_bytes += want
+            # Fast paths in C before numpy: an element is zero iff all its bytes are 0x00,
+            # except that a float's top byte may be 0x80 (-0.0).
+            if mask is None:
+                if chunk.strip(b"\0"):
+                    return False
+                remaining -= want
+                continue
+            if chunk.translate(None, b"\x00\x80"):
+                return False  # some byte is neither 0x00 nor 0x80: a non-zero element
+            if 0x80 not in chunk:
+                remaining -= want
+                continue
             values = np.frombuffer(chunk, dtype=uint)
             if mask is not None:
                 values = values & uint.type(mask)

@@ -86,6 +86,15 @@ class FileReport:
     warnings: list[CompatWarning] = field(default_factory=list)
     error: str | None = None
 
+    def with_warnings(self, warnings: list[CompatWarning]) -> FileReport:
+        """A shallow copy with its own notes list and the given warnings (cheaper than
+        dataclasses.replace, which matters when a panel update re-checks many files)."""
+        copy = object.__new__(FileReport)
+        copy.__dict__.update(self.__dict__)
+        copy.notes = list(self.notes)
+        copy.warnings = list(warnings)
+        return copy
+
     @property
     def te_layers(self) -> dict[str, list[int]]:
         return {enc: sorted(layers) for enc, layers in sorted(self.te_modules.items())}
