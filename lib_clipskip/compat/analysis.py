@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from itertools import repeat
+from itertools import compress
 from operator import attrgetter, itemgetter
 
 from . import readers
@@ -53,6 +53,9 @@ _DIFFUSERS_ROOTS = frozenset(
 # repeat the same few hundred module names, so parsing each name once pays off.
 _kohya_base_info: dict[str, _TeModule | None] = {}
 _KOHYA_BASE_INFO_LIMIT = 100_000
+# Key -> (module base, tensor name), shared by all files for the same reason.
+_key_info: dict[str, tuple[str, str]] = {}
+_KEY_INFO_LIMIT = 300_000
 _DIFFUSERS_TE = re.compile(
     r"^text_encoder(_2)?\.(?:text_model\.)?encoder\.layers\.(\d+)\.(.+)$"
 )
@@ -317,7 +320,7 @@ class _ShapeOnly:
 def _analyze_tensors(
     report: FileReport, source, metadata: dict, container: str
 ) -> None:
-    keys = list(source.keys())
+    keys = source.keys()
     if container == "safetensors" and 0 < len(keys) <= 2:
         shapes = {k: _ShapeOnly(source.shape(k)) for k in keys}
         if _analyze_embedding_dict(report, shapes):
@@ -326,9 +329,9 @@ def _analyze_tensors(
 
     # Per-key Python work is kept to C-level map/set operations: a Python loop doing real
     # work on hundreds of keys per file would cost more than the JSON parse of the header.
-    split_keys = list(map(str.partition, keys, repeat(".")))
-    bases = set(map(itemgetter(0), split_keys))
-    tensor_parts = set(map(_tensor_part, set(map(itemgetter(2), split_keys))))
+    key_info = _split_keys(keys)
+    bases = set(map(itemgetter(0), key_info))
+    tensor_parts = set(map(itemgetter(1), key_info))
     te_modules = _kohya_te_modules(bases)
     diffusers_names = not bases.isdisjoint(_DIFFUSERS_ROOTS)
     if diffusers_names:
@@ -352,18 +355,20 @@ def _analyze_tensors(
         source, keys, bases, te_modules, meta_family
     )
 
-    counts = Counter(map(attrgetter("slot_layer"), te_modules))
+    module_slot_layers = list(map(attrgetter("slot_layer"), te_modules))
     report.te_modules = {}
-    for (slot, layer), count in counts.items():
-        encoder = _encoder_name(slot, report.family)
-        report.te_modules.setdefault(encoder, {})[layer] = count
-    report.te_key_styles = dict(Counter(map(attrgetter("style"), te_modules)))
-    slots_by_encoder: dict[str, set] = {}
-    for slot, _layer in counts:
-        slots_by_encoder.setdefault(_encoder_name(slot, report.family), set()).add(slot)
+    slot_layers_by_encoder: dict[str, list] = {}
+    for slot_layer, count in Counter(module_slot_layers).items():
+        encoder = _encoder_name(slot_layer[0], report.family)
+        report.te_modules.setdefault(encoder, {})[slot_layer[1]] = count
+        slot_layers_by_encoder.setdefault(encoder, []).append(slot_layer)
+    if diffusers_names:
+        report.te_key_styles = dict(Counter(map(attrgetter("style"), te_modules)))
+    elif te_modules:
+        report.te_key_styles = {"kohya": len(te_modules)}
     per_encoder = {
-        encoder: _LayerModules(te_modules, slots)
-        for encoder, slots in slots_by_encoder.items()
+        encoder: _LayerModules(te_modules, module_slot_layers, slot_layers)
+        for encoder, slot_layers in slot_layers_by_encoder.items()
     }
 
     zero_layers = {}
@@ -411,6 +416,26 @@ def _tensor_part(suffix: str) -> str:
     return tail
 
 
+def _split_keys(keys) -> list:
+    """(module base, tensor name) per key: 'a_b.lora_up.weight' -> ('a_b', 'lora_up').
+
+    Memoised across files: LoRA files repeat the same key names, and a dict lookup is
+    cheaper than splitting each key again.
+    """
+    global _key_info
+    memo = _key_info
+    infos = list(map(memo.get, keys))
+    if None in infos:
+        if len(memo) > _KEY_INFO_LIMIT:
+            # a new dict, not clear(): a concurrent reader keeps its complete old one
+            memo = _key_info = {}
+        for index, key in enumerate(keys):  # same order as the map above
+            if infos[index] is None:
+                base, _, suffix = key.partition(".")
+                infos[index] = memo[key] = (base, _tensor_part(suffix))
+    return infos
+
+
 def _kohya_te_modules(bases: set) -> list:
     global _kohya_base_info
     info = _kohya_base_info
@@ -439,12 +464,20 @@ class _LayerModules:
     """The modules of one encoder slot, grouped by layer on demand (only the few trailing
     layers are ever asked for)."""
 
-    def __init__(self, modules: list, slots: set):
-        self._modules = [m for m in modules if m.encoder_slot in slots]
-        self.layers = sorted({m.layer for m in self._modules}, reverse=True)
+    def __init__(self, modules: list, module_slot_layers: list, slot_layers):
+        self._modules = modules
+        self._slot_layers = module_slot_layers
+        self._by_layer: dict[int, list] = {}
+        for slot, layer in slot_layers:
+            self._by_layer.setdefault(layer, []).append((slot, layer))
+        self.layers = sorted(self._by_layer, reverse=True)
 
     def modules_on(self, layer: int) -> list:
-        return [m for m in self._modules if m.layer == layer]
+        found = []
+        for slot_layer in self._by_layer[layer]:
+            # C-level filtering: this runs for every file on its last layers
+            found += compress(self._modules, map(slot_layer.__eq__, self._slot_layers))
+        return found
 
 
 def _detect_format(
@@ -581,8 +614,17 @@ def _encoder_name(slot: str, family: str) -> str:
     return {"te1": "clip_l", "te2": "clip_g"}.get(slot, slot)
 
 
+def _first_present(prefix: str, alternatives, keys) -> str | None:
+    for name in alternatives:
+        key = prefix + name
+        if key in keys:
+            return key
+    return None
+
+
 def _module_is_zero(source, module: _TeModule) -> bool:
     keys = source.keys()
+    prefix = module.prefix
     for _algo, terms in _ZERO_TERMS:
         found_any = False
         all_terms_zero = True
@@ -590,14 +632,7 @@ def _module_is_zero(source, module: _TeModule) -> bool:
             term_zero = False
             term_found = False
             for alternatives in term:
-                key = next(
-                    (
-                        module.prefix + a
-                        for a in alternatives
-                        if module.prefix + a in keys
-                    ),
-                    None,
-                )
+                key = _first_present(prefix, alternatives, keys)
                 if key is None:
                     continue
                 term_found = True

@@ -118,9 +118,11 @@ class SafetensorsFile:
             metadata = {}
         if not isinstance(metadata, dict):
             raise UnreadableFile("safetensors __metadata__ is not a JSON object")
-        self.metadata = {
-            str(k): v if isinstance(v, str) else str(v) for k, v in metadata.items()
-        }
+        if not set(map(type, metadata.values())) <= {str}:
+            metadata = {
+                k: v if isinstance(v, str) else str(v) for k, v in metadata.items()
+            }
+        self.metadata = metadata
         self.data_start = 8 + header_len
         data_len = self.file_size - self.data_start
         # One pass over the entries: only the end offsets are checked for
