@@ -185,21 +185,26 @@ def bare_header_read(paths) -> None:
             json.loads(fh.read(length))
 
 
-def best_of(runs: int, func) -> float:
-    times = []
+def best_of(runs: int, func) -> tuple[float, float]:
+    """Fastest wall-clock and CPU time of ``runs`` calls. CPU time is reported too because
+    it is far less disturbed by other processes on a busy machine."""
+    walls, cpus = [], []
     for _ in range(runs):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         func()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return min(walls), min(cpus)
 
 
 def measure(folder: str, paths: list[str], runs: int = 3) -> dict:
-    bare = best_of(runs, lambda: bare_header_read(paths))
-    cold = best_of(runs, lambda: check_files(paths, None, 2, cache=ReportCache()))
+    bare, bare_cpu = best_of(runs, lambda: bare_header_read(paths))
+    cold, cold_cpu = best_of(
+        runs, lambda: check_files(paths, None, 2, cache=ReportCache())
+    )
     cache = ReportCache()
     check_files(paths, None, 2, cache=cache)
-    warm = best_of(runs, lambda: check_files(paths, None, 2, cache=cache))
+    warm, warm_cpu = best_of(runs, lambda: check_files(paths, None, 2, cache=cache))
 
     index = ModelIndex([folder], [], cache=cache, ttl=3600)
     index.refresh()
@@ -234,6 +239,8 @@ def measure(folder: str, paths: list[str], runs: int = 3) -> dict:
         "warm_scan_s": round(warm, 4),
         "cold_ratio": round(cold / bare, 3),
         "warm_ratio": round(warm / bare, 3),
+        "cold_ratio_cpu": round(cold_cpu / bare_cpu, 3),
+        "warm_ratio_cpu": round(warm_cpu / bare_cpu, 3),
         "panel_update_ms_median": round(statistics.median(panel_times) * 1000, 3),
         "panel_update_ms_max": round(max(panel_times) * 1000, 3),
         "targets": TARGETS,
@@ -266,7 +273,8 @@ def main(argv=None) -> int:
     print(f"bare header read : {result['bare_header_read_s'] * 1000:8.1f} ms")
     print(
         f"cold scan        : {result['cold_scan_s'] * 1000:8.1f} ms   "
-        f"ratio {result['cold_ratio']:.2f} (target <= {TARGETS['cold_ratio']})"
+        f"ratio {result['cold_ratio']:.2f}, CPU time ratio "
+        f"{result['cold_ratio_cpu']:.2f} (target <= {TARGETS['cold_ratio']})"
     )
     print(
         f"warm scan        : {result['warm_scan_s'] * 1000:8.1f} ms   "

@@ -49,8 +49,8 @@ _KOHYA_SLOTS = {"": "te", "1": "te1", "2": "te2"}
 _DIFFUSERS_ROOTS = frozenset(
     {"unet", "text_encoder", "text_encoder_2", "text_encoders", "base_model"}
 )
-# Module base name -> _TeModule (None for non-TE modules), shared by all files: kohya files
-# repeat the same few hundred module names, so parsing each name once pays off.
+# Module base name -> _TeModule (None for non-TE modules), shared by all files: kohya
+# files repeat the same few hundred module names, so parsing each name once pays off.
 _kohya_base_info: dict[str, _TeModule | None] = {}
 _KOHYA_BASE_INFO_LIMIT = 100_000
 # Key -> (module base, tensor name), shared by all files for the same reason.
@@ -330,10 +330,12 @@ def _analyze_tensors(
     # Per-key Python work is kept to C-level map/set operations: a Python loop doing real
     # work on hundreds of keys per file would cost more than the JSON parse of the header.
     key_info = _split_keys(keys)
-    bases = set(map(itemgetter(0), key_info))
     tensor_parts = set(map(itemgetter(1), key_info))
-    te_modules = _kohya_te_modules(bases)
-    diffusers_names = not bases.isdisjoint(_DIFFUSERS_ROOTS)
+    te_modules = list(set(filter(None, map(itemgetter(0), key_info))))
+    # diffusers/PEFT files name every key from a few roots; kohya files never do
+    diffusers_names = any(
+        k.partition(".")[0] in _DIFFUSERS_ROOTS for k in _first_and_last(keys)
+    )
     if diffusers_names:
         found: dict[str, _TeModule] = {}
         for key in keys:
@@ -352,7 +354,7 @@ def _analyze_tensors(
 
     meta_family, report.base_model = _family_from_metadata(metadata)
     report.family, report.family_source = _family_from_weights(
-        source, keys, bases, te_modules, meta_family
+        source, keys, te_modules, meta_family
     )
 
     module_slot_layers = list(map(attrgetter("slot_layer"), te_modules))
@@ -416,11 +418,24 @@ def _tensor_part(suffix: str) -> str:
     return tail
 
 
+def _first_and_last(keys) -> tuple:
+    if not keys:
+        return ()
+    iterator = iter(keys)
+    first = next(iterator)
+    return (
+        (first, next(reversed(keys), first))
+        if hasattr(keys, "__reversed__")
+        else (first,)
+    )
+
+
 def _split_keys(keys) -> list:
-    """(module base, tensor name) per key: 'a_b.lora_up.weight' -> ('a_b', 'lora_up').
+    """(kohya TE module or None, tensor name) per key, e.g. (module, 'lora_up') for
+    'lora_te_text_model_encoder_layers_0_mlp_fc1.lora_up.weight'.
 
     Memoised across files: LoRA files repeat the same key names, and a dict lookup is
-    cheaper than splitting each key again.
+    cheaper than splitting and matching each key again.
     """
     global _key_info
     memo = _key_info
@@ -432,32 +447,32 @@ def _split_keys(keys) -> list:
         for index, key in enumerate(keys):  # same order as the map above
             if infos[index] is None:
                 base, _, suffix = key.partition(".")
-                infos[index] = memo[key] = (base, _tensor_part(suffix))
+                infos[index] = memo[key] = (
+                    _kohya_te_module(base),
+                    _tensor_part(suffix),
+                )
     return infos
 
 
-def _kohya_te_modules(bases: set) -> list:
-    global _kohya_base_info
-    info = _kohya_base_info
-    unknown = bases - info.keys()
-    if unknown:
-        if len(info) > _KOHYA_BASE_INFO_LIMIT:
-            # a new dict, not clear(): a concurrent reader keeps its complete old one
-            info = _kohya_base_info = {}
-            unknown = bases
-        for base in unknown:
-            match = _KOHYA_TE_MODULE.match(base)
-            info[base] = (
-                _TeModule(
-                    _KOHYA_SLOTS[match.group(1)],
-                    int(match.group(2)),
-                    base + ".",
-                    "kohya",
-                )
-                if match
-                else None
+def _kohya_te_module(base: str) -> _TeModule | None:
+    """One shared _TeModule per kohya TE module name (so sets dedupe them by identity)."""
+    module = _kohya_base_info.get(base, False)
+    if module is False:
+        match = (
+            _KOHYA_TE_MODULE.match(base)
+            if base.startswith(_KOHYA_TE_PREFIXES)
+            else None
+        )
+        module = (
+            _TeModule(
+                _KOHYA_SLOTS[match.group(1)], int(match.group(2)), base + ".", "kohya"
             )
-    return list(filter(None, map(info.__getitem__, bases)))
+            if match
+            else None
+        )
+        if len(_kohya_base_info) < _KOHYA_BASE_INFO_LIMIT:
+            _kohya_base_info[base] = module
+    return module
 
 
 class _LayerModules:
@@ -496,25 +511,25 @@ def _detect_format(
     return None
 
 
-def _context_width(source, keys, bases: set) -> int | None:
+def _context_width(source, keys) -> int | None:
     """Input width of a UNet cross-attention to_k/to_v: the text conditioning width."""
     all_keys = source.keys()
-    prefixes = [b + "." for b in bases if "attn2_to_k" in b or "attn2_to_v" in b][:1]
-    if not prefixes and not bases.isdisjoint(_DIFFUSERS_ROOTS):
-        for key in keys:
-            for anchor in ("attn2.to_k.", "attn2.to_v."):
-                pos = key.find(anchor)
-                if pos >= 0:
-                    prefixes.append(key[: pos + len(anchor)])
-                    break
-            if prefixes:
-                break
-    for prefix in prefixes:
-        for down in ("lora_down.weight", "lora_A.weight", "hada_w1_b", "down.weight"):
-            if prefix + down in all_keys:
-                shape = source.shape(prefix + down)
-                if shape is not None and len(shape) >= 2:
-                    return shape[1]
+    for key in keys:
+        for anchor in ("attn2_to_k.", "attn2.to_k.", "attn2_to_v.", "attn2.to_v."):
+            pos = key.find(anchor)
+            if pos < 0:
+                continue
+            prefix = key[: pos + len(anchor)]
+            for down in (
+                "lora_down.weight",
+                "lora_A.weight",
+                "hada_w1_b",
+                "down.weight",
+            ):
+                if prefix + down in all_keys:
+                    shape = source.shape(prefix + down)
+                    if shape is not None and len(shape) >= 2:
+                        return shape[1]
     return None
 
 
@@ -561,7 +576,7 @@ def _te_width(source, te_modules: list) -> int | None:
     return None
 
 
-def _family_from_weights(source, keys, bases: set, te_modules: list, meta_family: str):
+def _family_from_weights(source, keys, te_modules: list, meta_family: str):
     """Family from the text-encoder slots and width; else the metadata's declared base
     model; else the UNet's context width or SGM-style UNet names. Costly clues last."""
     slots = set(map(attrgetter("encoder_slot"), te_modules))
@@ -573,15 +588,15 @@ def _family_from_weights(source, keys, bases: set, te_modules: list, meta_family
     if meta_family != FAMILY_UNKNOWN:
         return meta_family, "metadata"
     by_context = {768: FAMILY_SD1, 1024: FAMILY_SD2, 2048: FAMILY_SDXL}.get(
-        _context_width(source, keys, bases)
+        _context_width(source, keys)
     )
     if by_context:
         return by_context, "weights"
     if "clip_h" in slots:
         return FAMILY_SD2, "weights"
     if any(
-        b.startswith(("lora_unet_input_blocks", "lora_unet_output_blocks"))
-        for b in bases
+        k.startswith(("lora_unet_input_blocks", "lora_unet_output_blocks"))
+        for k in keys
     ):
         return FAMILY_SDXL, "weights"
     return FAMILY_UNKNOWN, None

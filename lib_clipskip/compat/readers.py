@@ -10,6 +10,7 @@ import base64
 import binascii
 import io
 import json
+import math
 import os
 import re
 import struct
@@ -161,16 +162,13 @@ class SafetensorsFile:
             raise UnreadableFile(
                 f"malformed header entry for tensor {name!r}"
             ) from None
-        if dtype not in _DTYPES:
+        if not isinstance(dtype, str) or dtype not in _DTYPES:
             raise UnreadableFile(f"tensor {name!r} has unsupported dtype {dtype!r}")
-        if not all(isinstance(d, int) and d >= 0 for d in shape):
+        if not set(map(type, shape)) <= {int} or min(shape, default=0) < 0:
             raise UnreadableFile(f"tensor {name!r} has an invalid shape {list(shape)}")
-        if not (isinstance(begin, int) and isinstance(end, int) and 0 <= begin <= end):
+        if not (type(begin) is int and type(end) is int and 0 <= begin <= end):
             raise UnreadableFile(f"tensor {name!r} has invalid data offsets")
-        count = 1
-        for dim in shape:
-            count *= dim
-        if count * _DTYPES[dtype][0] != end - begin:
+        if math.prod(shape) * _DTYPES[dtype][0] != end - begin:
             raise UnreadableFile(
                 f"tensor {name!r}: shape and dtype do not match its byte size"
             )
