@@ -81,6 +81,7 @@ def check_files(
     family. ``allowed_roots``: when given, files outside these folders are refused, not
     read. One bad file never hides the others: its report carries ``error`` and an
     ``unreadable`` warning."""
+    cache = cache if cache is not None else default_cache
     results = []
     for path in paths:
         path = os.path.abspath(os.fspath(path))
@@ -90,10 +91,10 @@ def check_files(
             )
         else:
             try:
-                base = analyze_file(path, cache)
+                base = cache.get(path)
             except (
                 Exception
-            ) as exc:  # analyze_path already catches; this guards the cache
+            ) as exc:  # analyze_path catches file errors; this is a guard
                 base = FileReport(
                     path=path, error=f"cannot analyse: {type(exc).__name__}: {exc}"
                 )
