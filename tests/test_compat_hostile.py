@@ -4,6 +4,7 @@ executed, and the other files in the same batch are still reported."""
 from __future__ import annotations
 
 import base64
+import json
 import pickle
 import struct
 import sys
@@ -213,3 +214,26 @@ def test_files_outside_allowed_roots_are_not_read(tmp_path):
     assert "not under the WebUI model folders" in reports[1].error
     assert "not under the WebUI model folders" in reports[2].error
     assert reports[1].kind == "unknown"
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"dtype": ["F16"], "shape": [4], "data_offsets": [0, 8]},
+        {"dtype": "F16", "shape": [-4], "data_offsets": [0, 8]},
+        {"dtype": "F16", "shape": "4", "data_offsets": [0, 8]},
+        {"dtype": "Q4", "shape": [4], "data_offsets": [0, 8]},
+        {"dtype": "F16", "shape": [4], "data_offsets": [8, 0]},
+    ],
+)
+def test_malformed_entry_of_a_tensor_that_is_read(tmp_path, entry):
+    # The zero test reads layer 11's up-weight: its header entry is validated then.
+    up = "lora_te_text_model_encoder_layers_11_self_attn_q_proj.lora_up.weight"
+    down = "lora_te_text_model_encoder_layers_11_self_attn_q_proj.lora_down.weight"
+    header = json.dumps(
+        {up: entry, down: {"dtype": "F16", "shape": [4], "data_offsets": [8, 16]}}
+    ).encode()
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header + b"\1" * 16)
+    report = analyze_path(str(path))
+    assert report.error and f"tensor {up!r}" in report.error
