@@ -358,20 +358,29 @@ def _analyze_tensors(
     )
 
     module_slot_layers = list(map(attrgetter("slot_layer"), te_modules))
+    counts = Counter(module_slot_layers)
+    slots_by_encoder: dict[str, list] = {}
+    for slot in {slot for slot, _layer in counts}:
+        slots_by_encoder.setdefault(_encoder_name(slot, report.family), []).append(slot)
     report.te_modules = {}
-    slot_layers_by_encoder: dict[str, list] = {}
-    for slot_layer, count in Counter(module_slot_layers).items():
-        encoder = _encoder_name(slot_layer[0], report.family)
-        report.te_modules.setdefault(encoder, {})[slot_layer[1]] = count
-        slot_layers_by_encoder.setdefault(encoder, []).append(slot_layer)
+    per_encoder = {}
+    for encoder, slots in slots_by_encoder.items():
+        # comprehensions, not a loop with calls: SDXL files have 44 layers to tally
+        layer_counts = {
+            layer: count for (slot, layer), count in counts.items() if slot in slots
+        }
+        if len(slots) > 1:  # one encoder under two key spellings: add them up
+            layer_counts = dict(
+                Counter(layer for (slot, layer) in module_slot_layers if slot in slots)
+            )
+        report.te_modules[encoder] = layer_counts
+        per_encoder[encoder] = _LayerModules(
+            te_modules, module_slot_layers, slots, layer_counts
+        )
     if diffusers_names:
         report.te_key_styles = dict(Counter(map(attrgetter("style"), te_modules)))
     elif te_modules:
         report.te_key_styles = {"kohya": len(te_modules)}
-    per_encoder = {
-        encoder: _LayerModules(te_modules, module_slot_layers, slot_layers)
-        for encoder, slot_layers in slot_layers_by_encoder.items()
-    }
 
     zero_layers = {}
     try:
@@ -479,19 +488,18 @@ class _LayerModules:
     """The modules of one encoder slot, grouped by layer on demand (only the few trailing
     layers are ever asked for)."""
 
-    def __init__(self, modules: list, module_slot_layers: list, slot_layers):
+    def __init__(self, modules: list, module_slot_layers: list, slots: list, layers):
         self._modules = modules
         self._slot_layers = module_slot_layers
-        self._by_layer: dict[int, list] = {}
-        for slot, layer in slot_layers:
-            self._by_layer.setdefault(layer, []).append((slot, layer))
-        self.layers = sorted(self._by_layer, reverse=True)
+        self._slots = slots
+        self.layers = sorted(layers, reverse=True)
 
     def modules_on(self, layer: int) -> list:
         found = []
-        for slot_layer in self._by_layer[layer]:
+        for slot in self._slots:
             # C-level filtering: this runs for every file on its last layers
-            found += compress(self._modules, map(slot_layer.__eq__, self._slot_layers))
+            key = (slot, layer)
+            found += compress(self._modules, map(key.__eq__, self._slot_layers))
         return found
 
 
