@@ -68,7 +68,9 @@ class SafetensorsFile:
 
     def __init__(self, path: str):
         self.path = path
-        self._fh = open(path, "rb")  # noqa: SIM115 - closed by close()/__exit__
+        # Unbuffered: the header is read in one call and tensors by exact ranges, so a
+        # buffer would only add a copy.
+        self._fh = open(path, "rb", buffering=0)  # noqa: SIM115 - closed in close()
         try:
             self._read_header()
         except BaseException:
@@ -89,7 +91,7 @@ class SafetensorsFile:
         self.file_size = os.fstat(self._fh.fileno()).st_size
         if self.file_size == 0:
             raise UnreadableFile("empty file")
-        prefix = self._fh.read(8)
+        prefix = self._read_exact(8)
         if len(prefix) < 8:
             raise UnreadableFile(
                 "truncated: shorter than the 8-byte safetensors header length"
@@ -105,7 +107,9 @@ class SafetensorsFile:
                 f"truncated: header length {header_len} runs past the end of the file "
                 f"({self.file_size} bytes)"
             )
-        raw = self._fh.read(header_len)
+        raw = self._read_exact(header_len)
+        if len(raw) != header_len:
+            raise UnreadableFile("truncated: the file ended inside the header")
         try:
             header = json.loads(raw)
         except (UnicodeDecodeError, ValueError) as exc:
@@ -147,6 +151,16 @@ class SafetensorsFile:
                 f"{data_len} data bytes follow the header"
             )
         self.tensors: dict = header
+
+    def _read_exact(self, size: int) -> bytes:
+        """Up to ``size`` bytes; loops because an unbuffered read may return fewer."""
+        data = self._fh.read(size)
+        while len(data) < size:
+            more = self._fh.read(size - len(data))
+            if not more:
+                break
+            data += more
+        return data
 
     def keys(self):
         return self.tensors.keys()
@@ -191,7 +205,7 @@ class SafetensorsFile:
             want = min(remaining, _CHUNK_BYTES)
             if self.zero_test_bytes + want > ZERO_TEST_BYTE_BUDGET:
                 raise ZeroTestBudgetExceeded
-            chunk = self._fh.read(want)
+            chunk = self._read_exact(want)
             if len(chunk) != want:
                 raise UnreadableFile(f"truncated while reading tensor {name!r}")
             self.zero_test_bytes += want
