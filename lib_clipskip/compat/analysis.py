@@ -53,15 +53,9 @@ _DIFFUSERS_ROOTS = frozenset(
 # files repeat the same few hundred module names, so parsing each name once pays off.
 _kohya_base_info: dict[str, _TeModule | None] = {}
 _KOHYA_BASE_INFO_LIMIT = 100_000
-# Key -> (module base, tensor name), shared by all files for the same reason.
-_key_info: dict[str, tuple[str, str]] = {}
+# Key -> (kohya TE module or None, tensor name), shared by all files for the same reason.
+_key_info: dict[str, tuple[_TeModule | None, str]] = {}
 _KEY_INFO_LIMIT = 300_000
-_DIFFUSERS_TE = re.compile(
-    r"^text_encoder(_2)?\.(?:text_model\.)?encoder\.layers\.(\d+)\.(.+)$"
-)
-_COMFY_TE = re.compile(
-    r"^text_encoders\.(clip_[lgh])\.transformer\.text_model\.encoder\.layers\.(\d+)\.(.+)$"
-)
 # Trailing key parts that are tensor names, not module names (diffusers/PEFT forms).
 _WEIGHT_PARTS = frozenset(
     {
@@ -107,48 +101,32 @@ _WEIGHT_PARTS = frozenset(
     }
 )
 
-# Module delta is zero when, for every term, one of its factors is all zero. Factors
-# are listed
-# with the one trainers initialise at zero first, so a trained module is proven non-
-# zero fast.
+# When is a module's delta exactly zero? Per algorithm, a list of additive terms; a term
+# is zero when one of its multiplied factors is all zero. Each factor lists the tensor
+# names it may be stored under; the factor trainers initialise at zero comes first, so an
+# untrained (zero) module is recognised after one read.
+_LORA_UP = ("lora_up.weight", "lora_B.weight", "lora.up.weight",
+            "lora_linear_layer.up.weight", "up.weight")  # fmt: skip
+_LORA_DOWN = ("lora_down.weight", "lora_A.weight", "lora.down.weight",
+              "lora_linear_layer.down.weight", "down.weight")  # fmt: skip
 _ZERO_TERMS = (
-    (
-        "lora",
-        (
-            (
-                (
-                    "lora_up.weight",
-                    "lora_B.weight",
-                    "lora.up.weight",
-                    "lora_linear_layer.up.weight",
-                    "up.weight",
-                ),
-                (
-                    "lora_down.weight",
-                    "lora_A.weight",
-                    "lora.down.weight",
-                    "lora_linear_layer.down.weight",
-                    "down.weight",
-                ),
-            ),
-        ),
-    ),
-    ("loha", ((("hada_w2_a",), ("hada_w2_b",), ("hada_w1_a",), ("hada_w1_b",)),)),
+    ("lora", [[_LORA_UP, _LORA_DOWN]]),
+    ("loha", [[("hada_w2_a",), ("hada_w2_b",), ("hada_w1_a",), ("hada_w1_b",)]]),
     (
         "lokr",
-        (
-            (
+        [
+            [
                 ("lokr_w2", "lokr_w2_a"),
                 ("lokr_w2_b",),
                 ("lokr_w1", "lokr_w1_a"),
                 ("lokr_w1_b",),
-            ),
-        ),
-    ),
-    ("ia3", ((("weight",),),)),
-    ("oft", ((("oft_blocks", "oft_diag"),),)),
-    ("glora", ((("a2.weight",), ("a1.weight",)), (("b2.weight",), ("b1.weight",)))),
-    ("full", ((("diff",),), (("diff_b",),))),
+            ]
+        ],
+    ),  # fmt: skip
+    ("ia3", [[("weight",)]]),
+    ("oft", [[("oft_blocks", "oft_diag")]]),
+    ("glora", [[("a2.weight",), ("a1.weight",)], [("b2.weight",), ("b1.weight",)]]),
+    ("full", [[("diff",)], [("diff_b",)]]),
 )
 
 _ALGO_MARKERS = (
@@ -165,15 +143,15 @@ _ALGO_MARKERS = (
 
 
 class _TeModule:
+    """A text-encoder module of one file; kohya ones are shared between files."""
+
     __slots__ = ("encoder_slot", "layer", "prefix", "slot_layer", "style")
 
     def __init__(self, encoder_slot, layer, prefix, style):
         self.encoder_slot = encoder_slot
         self.layer = layer
         self.slot_layer = (encoder_slot, layer)
-        self.prefix = (
-            prefix  # key prefix that this module's tensor names are appended to
-        )
+        self.prefix = prefix  # this module's tensor names are appended to it
         self.style = style
 
 
@@ -208,9 +186,8 @@ def analyze_path(path: str) -> FileReport:
             text = readers.find_png_ti_text(path)
             if text is None:
                 report.notes.append(
-                    "no sd-ti-embedding text chunk "
-                    "(embeddings hidden in the pixels are not "
-                    "inspected)"
+                    "no sd-ti-embedding text chunk (embeddings hidden in the pixels "
+                    "are not inspected)"
                 )
                 return report
             data = readers.decode_png_ti_payload(text)
@@ -396,7 +373,7 @@ def _analyze_tensors(
 
 
 def _collect_te_key(key: str, te_modules: dict) -> None:
-    """Diffusers/PEFT and ComfyUI-style TE keys (kohya keys are found by regex in bulk)."""
+    """Diffusers/PEFT and ComfyUI-style TE keys (kohya ones come from _split_keys)."""
     match = _DIFFUSERS_TE.match(key)
     if match:
         slot = "te2" if match.group(1) else "te"
