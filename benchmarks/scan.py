@@ -54,9 +54,7 @@ def module_names(family: str) -> list[str]:
     te_prefixes = ["lora_te"] if family == "sd1" else ["lora_te1", "lora_te2"]
     for prefix in te_prefixes:
         for layer in range(32 if prefix == "lora_te2" else 12):
-            names += [
-                f"{prefix}_text_model_encoder_layers_{layer}_{s}" for s in TE_SUBMODULES
-            ]
+            names += [f"{prefix}_text_model_encoder_layers_{layer}_{s}" for s in TE_SUBMODULES]
     if family == "sd1":
         blocks = [
             f"lora_unet_{part}_attentions_{a}_transformer_blocks_0"
@@ -122,12 +120,8 @@ def kohya_metadata(family: str, rng: random.Random, index: int) -> dict:
         "ss_sd_scripts_commit_hash": "48d368f",
         "ss_optimizer": "bitsandbytes.optim.adamw.AdamW8bit",
         "ss_tag_frequency": json.dumps({"10_dataset": tags}),
-        "ss_dataset_dirs": json.dumps(
-            {"10_dataset": {"n_repeats": 10, "img_count": 40}}
-        ),
-        "ss_bucket_info": json.dumps(
-            {"buckets": {"0": {"resolution": [512, 512], "count": 400}}}
-        ),
+        "ss_dataset_dirs": json.dumps({"10_dataset": {"n_repeats": 10, "img_count": 40}}),
+        "ss_bucket_info": json.dumps({"buckets": {"0": {"resolution": [512, 512], "count": 400}}}),
         "ss_resolution": "(512, 512)" if family == "sd1" else "(1024, 1024)",
         "ss_network_args": json.dumps({"preset": "attn-mlp"}),
         "ss_sd_model_name": "model.safetensors",
@@ -136,11 +130,7 @@ def kohya_metadata(family: str, rng: random.Random, index: int) -> dict:
         "sshs_model_hash": f"{rng.getrandbits(256):064x}",
         "sshs_legacy_hash": f"{rng.getrandbits(32):08x}",
         "modelspec.sai_model_spec": "1.0.0",
-        "modelspec.architecture": (
-            "stable-diffusion-v1/lora"
-            if family == "sd1"
-            else "stable-diffusion-xl-v1-base/lora"
-        ),
+        "modelspec.architecture": ("stable-diffusion-v1/lora" if family == "sd1" else "stable-diffusion-xl-v1-base/lora"),
         "modelspec.implementation": "diffusers",
         "modelspec.title": f"lora {index}",
         "modelspec.resolution": "512x512",
@@ -199,9 +189,7 @@ def best_of(runs: int, func) -> tuple[float, float]:
 
 def measure(folder: str, paths: list[str], runs: int = 3) -> dict:
     bare, bare_cpu = best_of(runs, lambda: bare_header_read(paths))
-    cold, cold_cpu = best_of(
-        runs, lambda: check_files(paths, None, 2, cache=ReportCache())
-    )
+    cold, cold_cpu = best_of(runs, lambda: check_files(paths, None, 2, cache=ReportCache()))
     cache = ReportCache()
     check_files(paths, None, 2, cache=cache)
     warm, warm_cpu = best_of(runs, lambda: check_files(paths, None, 2, cache=cache))
@@ -210,9 +198,7 @@ def measure(folder: str, paths: list[str], runs: int = 3) -> dict:
     index.refresh()
     chosen = [os.path.splitext(os.path.basename(p))[0] for p in paths[:4]]
     prompt = (
-        "masterpiece, 1girl, "
-        + ", ".join(f"<lora:{n}:0.8>" for n in chosen)
-        + ", <lora:lora_0005_out:0.5>"
+        "masterpiece, 1girl, " + ", ".join(f"<lora:{n}:0.8>" for n in chosen) + ", <lora:lora_0005_out:0.5>"
     )  # the fifth by its ss_output_name alias
 
     def panel_update():
@@ -276,10 +262,7 @@ def main(argv=None) -> int:
         f"ratio {result['cold_ratio']:.2f}, CPU time ratio "
         f"{result['cold_ratio_cpu']:.2f} (target <= {TARGETS['cold_ratio']})"
     )
-    print(
-        f"warm scan        : {result['warm_scan_s'] * 1000:8.1f} ms   "
-        f"ratio {result['warm_ratio']:.2f} (target <= {TARGETS['warm_s']} s)"
-    )
+    print(f"warm scan        : {result['warm_scan_s'] * 1000:8.1f} ms   ratio {result['warm_ratio']:.2f} (target <= {TARGETS['warm_s']} s)")
     print(
         f"panel update, 5 LoRAs (cached): median {result['panel_update_ms_median']:.2f} ms, "
         f"max {result['panel_update_ms_max']:.2f} ms (target <= {TARGETS['panel_ms']} ms)"

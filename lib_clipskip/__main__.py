@@ -29,9 +29,7 @@ def _clip_skip_value(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not 1 <= value <= ENCODER_LAYERS["clip_g"]:
-        raise argparse.ArgumentTypeError(
-            f"clip skip must be between 1 and 32, got {text}"
-        )
+        raise argparse.ArgumentTypeError(f"clip skip must be between 1 and 32, got {text}")
     return int(value) if value.is_integer() else value
 
 
@@ -56,8 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--clip-skip",
         type=_clip_skip_value,
         metavar="N",
-        help="value to check at (default: each family's host default: SD1 1, "
-        "SD2/SDXL 2)",
+        help="value to check at (default: each family's host default: SD1 1, SD2/SDXL 2)",
     )
     check.add_argument(
         "--clip-skip-g",
@@ -82,9 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _is_webui_root(folder: str) -> bool:
-    has_entry = any(
-        os.path.isfile(os.path.join(folder, n)) for n in ("webui.py", "launch.py")
-    )
+    has_entry = any(os.path.isfile(os.path.join(folder, n)) for n in ("webui.py", "launch.py"))
     return has_entry and os.path.isdir(os.path.join(folder, "models"))
 
 
@@ -125,10 +120,7 @@ def describe(report) -> str:
         parts.append(report.format_label)
     parts.append(report.family)
     if report.trained_clip_skip is not None:
-        parts.append(
-            f"trained at clip skip {fmt_skip(report.trained_clip_skip)} "
-            f"({report.trained_clip_skip_source})"
-        )
+        parts.append(f"trained at clip skip {fmt_skip(report.trained_clip_skip)} ({report.trained_clip_skip_source})")
     for encoder, layers in report.te_layers.items():
         parts.append(f"{encoder} layers {_layers_text(layers)}")
     return f"{report.path}: " + ", ".join(parts)
@@ -151,22 +143,12 @@ def run_check(args, parser) -> int:
                 file=sys.stderr,
             )
             return 2
-        paths = [
-            p
-            for p in (os.path.join(cwd, f) for f in WEBUI_MODEL_FOLDERS)
-            if os.path.isdir(p)
-        ]
+        paths = [p for p in (os.path.join(cwd, f) for f in WEBUI_MODEL_FOLDERS) if os.path.isdir(p)]
     for path in paths:
         if not os.path.exists(path):
             parser.error(f"no such file or folder: {path}")
-    if (
-        args.model
-        and args.clip_skip is not None
-        and args.clip_skip > MAX_SKIP_BY_MODEL[args.model]
-    ):
-        parser.error(
-            f"--clip-skip for {args.model} is at most {MAX_SKIP_BY_MODEL[args.model]}"
-        )
+    if args.model and args.clip_skip is not None and args.clip_skip > MAX_SKIP_BY_MODEL[args.model]:
+        parser.error(f"--clip-skip for {args.model} is at most {MAX_SKIP_BY_MODEL[args.model]}")
 
     reports = check_files(
         collect_files(paths),

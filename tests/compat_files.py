@@ -68,9 +68,7 @@ def kohya_lora_tensors(
     initialised factor stays zero (as after training at a clip skip that never reaches
     them)."""
     rng = _rng(seed)
-    zero_layers = (
-        dict(zero_layers) if not isinstance(zero_layers, dict) else zero_layers
-    )
+    zero_layers = dict(zero_layers) if not isinstance(zero_layers, dict) else zero_layers
     tensors = {}
     for prefix, encoder, depth in te_prefixes(family):
         if encoders is not None and encoder not in encoders:
@@ -81,17 +79,13 @@ def kohya_lora_tensors(
             for sub in submodules:
                 base = f"{prefix}_text_model_encoder_layers_{layer}_{sub}"
                 fin, fout = _io_dims(sub, width)
-                tensors.update(
-                    _module_tensors(base + ".", algo, fin, fout, zero, rng, dtype)
-                )
+                tensors.update(_module_tensors(base + ".", algo, fin, fout, zero, rng, dtype))
     if unet:
         ctx = CONTEXT[family]
         if family == "sdxl":
             base = "lora_unet_input_blocks_4_1_transformer_blocks_0_attn2_to_k"
         else:
-            base = (
-                "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k"
-            )
+            base = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k"
         tensors.update(_module_tensors(base + ".", algo, ctx, 320, False, rng, dtype))
     return tensors
 
@@ -113,9 +107,7 @@ def _module_tensors(prefix, algo, fin, fout, zero, rng, dtype) -> dict:
     elif algo == "loha":
         out["hada_w1_a"] = _randn(rng, (fout, RANK), dtype)
         out["hada_w1_b"] = _randn(rng, (RANK, fin), dtype)
-        out["hada_w2_a"] = (
-            zeros((fout, RANK), dtype) if zero else _randn(rng, (fout, RANK), dtype)
-        )
+        out["hada_w2_a"] = zeros((fout, RANK), dtype) if zero else _randn(rng, (fout, RANK), dtype)
         out["hada_w2_b"] = _randn(rng, (RANK, fin), dtype)
         out["alpha"] = np.array(RANK, dtype=np.float32)
     elif algo == "lokr":
@@ -132,13 +124,9 @@ def _module_tensors(prefix, algo, fin, fout, zero, rng, dtype) -> dict:
         out["alpha"] = np.array(RANK, dtype=np.float32)
     elif algo == "glora":
         out["a1.weight"] = _randn(rng, (RANK, fin), dtype)
-        out["a2.weight"] = (
-            zeros((fin, RANK), dtype) if zero else _randn(rng, (fin, RANK), dtype)
-        )
+        out["a2.weight"] = zeros((fin, RANK), dtype) if zero else _randn(rng, (fin, RANK), dtype)
         out["b1.weight"] = _randn(rng, (RANK, fin), dtype)
-        out["b2.weight"] = (
-            zeros((fout, RANK), dtype) if zero else _randn(rng, (fout, RANK), dtype)
-        )
+        out["b2.weight"] = zeros((fout, RANK), dtype) if zero else _randn(rng, (fout, RANK), dtype)
         out["alpha"] = np.array(RANK, dtype=np.float32)
     elif algo == "full":
         shape = (
@@ -178,11 +166,7 @@ def peft_lora_tensors(family="sd1", zero_layers=(), seed=0, dtype=np.float16) ->
                 base = f"{prefix}.text_model.encoder.layers.{layer}.{dotted}"
                 tensors[base + ".lora_A.weight"] = _randn(rng, (RANK, fin), dtype)
                 zero = layer in zero_layers.get(encoder, ())
-                tensors[base + ".lora_B.weight"] = (
-                    np.zeros((fout, RANK), dtype)
-                    if zero
-                    else _randn(rng, (fout, RANK), dtype)
-                )
+                tensors[base + ".lora_B.weight"] = np.zeros((fout, RANK), dtype) if zero else _randn(rng, (fout, RANK), dtype)
     ctx = CONTEXT[family]
     unet = "unet.down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k"
     tensors[unet + ".lora_A.weight"] = _randn(rng, (RANK, ctx), dtype)
@@ -232,13 +216,9 @@ def write_safetensors(path, tensors: dict, metadata: dict | None = None) -> Path
     return path
 
 
-def write_kohya_lora(
-    path, family="sd1", clip_skip=None, zero_layers=(), metadata=True, **kwargs
-) -> Path:
+def write_kohya_lora(path, family="sd1", clip_skip=None, zero_layers=(), metadata=True, **kwargs) -> Path:
     meta = kohya_metadata(family, clip_skip) if metadata is True else (metadata or None)
-    return write_safetensors(
-        path, kohya_lora_tensors(family, zero_layers, **kwargs), meta
-    )
+    return write_safetensors(path, kohya_lora_tensors(family, zero_layers, **kwargs), meta)
 
 
 # ------------------------------------------------------------------ textual inversion
@@ -281,12 +261,7 @@ def write_diffusers_bin_embedding(path, token="<cat-toy>", width=768) -> Path:
 
 
 def _png_chunk(ctype: bytes, body: bytes) -> bytes:
-    return (
-        struct.pack(">I", len(body))
-        + ctype
-        + body
-        + struct.pack(">I", zlib.crc32(ctype + body) & 0xFFFFFFFF)
-    )
+    return struct.pack(">I", len(body)) + ctype + body + struct.pack(">I", zlib.crc32(ctype + body) & 0xFFFFFFFF)
 
 
 def png_bytes(text_chunks=()) -> bytes:
@@ -356,8 +331,7 @@ def write_offsets_past_end(path) -> Path:
 
 
 class CodeOnLoad:
-    """Unpickling this calls open(marker, 'w'): a stand-in for arbitrary code execution.
-    """
+    """Unpickling this calls open(marker, 'w'): a stand-in for arbitrary code execution."""
 
     def __init__(self, marker):
         self.marker = str(marker)

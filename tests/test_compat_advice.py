@@ -55,9 +55,7 @@ def test_te_layers_skipped_message():
     # 11 * 6 + 4 = 70 modules, 4 of them on layer 11
     [warning] = warnings_for(report, "sd1", 2)
     assert warning.code == "te-layers-skipped"
-    assert (
-        warning.message == "4 of 70 TE modules (layer 11) have no effect at clip skip 2"
-    )
+    assert warning.message == "4 of 70 TE modules (layer 11) have no effect at clip skip 2"
 
 
 @pytest.mark.parametrize(
@@ -72,11 +70,7 @@ def test_te_layers_skipped_message():
     ],
 )
 def test_skipped_layers_follow_the_value(value, skipped):
-    found = [
-        w
-        for w in warnings_for(sd1_report(), "sd1", value)
-        if w.code == "te-layers-skipped"
-    ]
+    found = [w for w in warnings_for(sd1_report(), "sd1", value) if w.code == "te-layers-skipped"]
     if skipped is None:
         assert found == []
     else:
@@ -87,9 +81,7 @@ def test_known_zero_layers_are_not_counted():
     report = sd1_report(zero=[11])
     assert [w.code for w in warnings_for(report, "sd1", 2)] == []
     [warning] = warnings_for(report, "sd1", 3)
-    assert (
-        warning.message == "6 of 72 TE modules (layer 10) have no effect at clip skip 3"
-    )
+    assert warning.message == "6 of 72 TE modules (layer 10) have no effect at clip skip 3"
 
 
 @given(st.integers(1, 12), st.sampled_from([0.0, 0.25, 0.5, 0.75]))
@@ -113,8 +105,7 @@ def test_sdxl_encoders_have_their_own_values(tmp_path):
     report = one([path], "sdxl", 3, 4)
     messages = [w.message for w in report.warnings if w.code == "te-layers-skipped"]
     assert messages == [
-        "12 of 192 TE modules (clip_g) (layers 29-30) have no effect at clip skip G 4; "
-        "they still change the pooled vector",
+        "12 of 192 TE modules (clip_g) (layers 29-30) have no effect at clip skip G 4; they still change the pooled vector",
         "6 of 72 TE modules (clip_l) (layer 10) have no effect at clip skip L 3",
     ]
     # clip_skip_g defaults to clip_skip
@@ -122,9 +113,7 @@ def test_sdxl_encoders_have_their_own_values(tmp_path):
 
 
 def test_sdxl_has_no_trained_skip_mismatch(tmp_path):
-    path = write_kohya_lora(
-        tmp_path / "xl.safetensors", "sdxl", clip_skip=2, zero_layers={"clip_l": [11]}
-    )
+    path = write_kohya_lora(tmp_path / "xl.safetensors", "sdxl", clip_skip=2, zero_layers={"clip_l": [11]})
     report = one([path], "sdxl", 1, 1)
     assert "trained-clip-skip-mismatch" not in codes(report)
     assert any("no effect" in n for n in report.notes)
@@ -132,9 +121,7 @@ def test_sdxl_has_no_trained_skip_mismatch(tmp_path):
 
 def test_sd2_counts_layers_on_24(tmp_path):
     path = write_kohya_lora(tmp_path / "v2.safetensors", "sd2", clip_skip=None)
-    assert (
-        codes(one([path], "sd2", 2)) == []
-    )  # trained at 2 (kohya default), all 23 used
+    assert codes(one([path], "sd2", 2)) == []  # trained at 2 (kohya default), all 23 used
     report = one([path], "sd2", 4)
     assert codes(report) == ["trained-clip-skip-mismatch", "te-layers-skipped"]
     assert "(layers 21-22)" in report.warnings[1].message
@@ -142,14 +129,10 @@ def test_sd2_counts_layers_on_24(tmp_path):
 
 
 def test_trained_skip_mismatch_names_the_source(tmp_path):
-    meta_file = write_kohya_lora(
-        tmp_path / "m.safetensors", "sd1", clip_skip=2, zero_layers={"clip_l": [11]}
-    )
+    meta_file = write_kohya_lora(tmp_path / "m.safetensors", "sd1", clip_skip=2, zero_layers={"clip_l": [11]})
     report = one([meta_file], "sd1", 1)
     assert codes(report) == ["trained-clip-skip-mismatch"]
-    assert report.warnings[0].message == (
-        "trained at clip skip 2 (ss_clip_skip=2), generating at 1"
-    )
+    assert report.warnings[0].message == ("trained at clip skip 2 (ss_clip_skip=2), generating at 1")
     assert codes(one([meta_file], "sd1", 2)) == []
 
     weights_file = write_kohya_lora(
@@ -166,18 +149,14 @@ def test_trained_skip_mismatch_names_the_source(tmp_path):
 
 def test_fractional_value_differs_from_integer_training():
     report = sd1_report(zero=[11], trained=2, source="metadata")
-    assert [w.code for w in warnings_for(report, "sd1", 2.5)] == [
-        "trained-clip-skip-mismatch"
-    ]
+    assert [w.code for w in warnings_for(report, "sd1", 2.5)] == ["trained-clip-skip-mismatch"]
     assert "generating at 2.5" in warnings_for(report, "sd1", 2.5)[0].message
 
 
 def test_family_mismatch_for_embeddings_and_loras(tmp_path):
     sd1_ti = write_safetensors(tmp_path / "ti.safetensors", emb_params_tensors(768))
     xl_ti = write_safetensors(tmp_path / "xlti.safetensors", sdxl_embedding_tensors())
-    xl_lora = write_kohya_lora(
-        tmp_path / "xl.safetensors", "sdxl", clip_skip=2, zero_layers={"clip_l": [11]}
-    )
+    xl_lora = write_kohya_lora(tmp_path / "xl.safetensors", "sdxl", clip_skip=2, zero_layers={"clip_l": [11]})
     reports = check_files([sd1_ti, xl_ti, xl_lora], "sdxl", 2)
     assert codes(reports[0]) == ["family-mismatch"]
     assert "literal" in reports[0].warnings[0].message
@@ -188,12 +167,8 @@ def test_family_mismatch_for_embeddings_and_loras(tmp_path):
 
 
 def test_without_model_each_file_is_checked_against_its_own_family(tmp_path):
-    sd1 = write_kohya_lora(
-        tmp_path / "a.safetensors", "sd1", clip_skip=2, zero_layers={"clip_l": [11]}
-    )
-    xl = write_kohya_lora(
-        tmp_path / "b.safetensors", "sdxl", clip_skip=2, zero_layers={"clip_l": [11]}
-    )
+    sd1 = write_kohya_lora(tmp_path / "a.safetensors", "sd1", clip_skip=2, zero_layers={"clip_l": [11]})
+    xl = write_kohya_lora(tmp_path / "b.safetensors", "sdxl", clip_skip=2, zero_layers={"clip_l": [11]})
     reports = check_files([sd1, xl], None, None)
     # SD1 default is 1: the skip-2 LoRA mismatches; SDXL's default 2 is its training
     assert codes(reports[0]) == ["trained-clip-skip-mismatch"]
@@ -201,9 +176,7 @@ def test_without_model_each_file_is_checked_against_its_own_family(tmp_path):
 
 
 def test_diffusers_te_keys_ignored_by_a1111_not_forge(tmp_path):
-    path = write_safetensors(
-        tmp_path / "peft.safetensors", peft_lora_tensors("sd1", {"clip_l": [11]})
-    )
+    path = write_safetensors(tmp_path / "peft.safetensors", peft_lora_tensors("sd1", {"clip_l": [11]}))
     a1111 = one([path], "sd1", 2, host="a1111")
     assert codes(a1111) == ["te-keys-ignored-by-host"]
     assert "72 TE modules" in a1111.warnings[0].message
@@ -212,9 +185,7 @@ def test_diffusers_te_keys_ignored_by_a1111_not_forge(tmp_path):
 
 def test_forge_drops_sd2_layer_23(tmp_path):
     tensors = kohya_lora_tensors("sd2", layers=range(24), unet=False)
-    path = write_safetensors(
-        tmp_path / "v2full.safetensors", tensors, {"ss_base_model_version": "sd_v2"}
-    )
+    path = write_safetensors(tmp_path / "v2full.safetensors", tensors, {"ss_base_model_version": "sd_v2"})
     forge = one([path], "sd2", 1, host="forge")
     assert "te-keys-ignored-by-host" in codes(forge)
     assert "te-keys-ignored-by-host" not in codes(one([path], "sd2", 1, host="a1111"))
@@ -225,12 +196,8 @@ def test_no_effect_on_other_models(tmp_path):
     report = one([path], "flux", 2)
     assert codes(report) == ["no-effect-on-model"]
     flux_tensors = {
-        "lora_unet_double_blocks_0_img_attn_qkv.lora_up.weight": np.ones(
-            (8, 2), np.float16
-        ),
-        "lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight": np.ones(
-            (2, 8), np.float16
-        ),
+        "lora_unet_double_blocks_0_img_attn_qkv.lora_up.weight": np.ones((8, 2), np.float16),
+        "lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight": np.ones((2, 8), np.float16),
     }
     flux_lora = write_safetensors(
         tmp_path / "f.safetensors",

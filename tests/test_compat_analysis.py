@@ -28,9 +28,7 @@ torch = pytest.importorskip("torch")
 
 
 def test_kohya_sd1_with_recorded_clip_skip(tmp_path):
-    path = write_kohya_lora(
-        tmp_path / "anime.safetensors", "sd1", clip_skip=2, zero_layers={"clip_l": [11]}
-    )
+    path = write_kohya_lora(tmp_path / "anime.safetensors", "sd1", clip_skip=2, zero_layers={"clip_l": [11]})
     report = analyze_path(str(path))
     assert report.error is None
     assert (report.kind, report.format, report.family) == ("lora", "kohya", "sd1")
@@ -49,12 +47,8 @@ def test_recorded_none_means_kohya_default_for_sd1(tmp_path):
     assert report.te_zero_layers == {}
 
 
-@pytest.mark.parametrize(
-    "zero_layers, expected", [([11], 2), ([10, 11], 3), ([], None)]
-)
-def test_trained_skip_inferred_from_trailing_zero_layers(
-    tmp_path, zero_layers, expected
-):
+@pytest.mark.parametrize("zero_layers, expected", [([11], 2), ([10, 11], 3), ([], None)])
+def test_trained_skip_inferred_from_trailing_zero_layers(tmp_path, zero_layers, expected):
     path = write_kohya_lora(
         tmp_path / "x.safetensors",
         "sd1",
@@ -94,9 +88,7 @@ def test_inference_needs_the_last_layer_present(tmp_path):
 
 
 def test_zero_test_reads_only_a_few_tensors(tmp_path, monkeypatch):
-    path = write_kohya_lora(
-        tmp_path / "x.safetensors", "sd1", metadata=None, zero_layers={"clip_l": [11]}
-    )
+    path = write_kohya_lora(tmp_path / "x.safetensors", "sd1", metadata=None, zero_layers={"clip_l": [11]})
     tested = []
     original = readers_module.SafetensorsFile.is_all_zero
 
@@ -120,9 +112,7 @@ def test_sd2_counts_on_24_layers(tmp_path):
     # kohya's clip_skip 2 on the 23-layer encoder is hidden_states[-3] of the 24 layers
     assert report.trained_clip_skip == 3
 
-    weights_path = write_kohya_lora(
-        tmp_path / "w.safetensors", "sd2", metadata=None, zero_layers={"clip_h": [22]}
-    )
+    weights_path = write_kohya_lora(tmp_path / "w.safetensors", "sd2", metadata=None, zero_layers={"clip_h": [22]})
     report = analyze_path(str(weights_path))
     assert report.family == "sd2" and report.family_source == "weights"
     assert (report.trained_clip_skip, report.trained_clip_skip_source) == (3, "weights")
@@ -166,9 +156,7 @@ def test_lycoris_algorithms(tmp_path, algo, fmt):
 
 def test_locon_through_kohya_wrapper_is_lycoris(tmp_path):
     meta = kohya_metadata("sd1", 2, network_module="lycoris.kohya")
-    path = write_safetensors(
-        tmp_path / "locon.safetensors", kohya_lora_tensors("sd1"), meta
-    )
+    path = write_safetensors(tmp_path / "locon.safetensors", kohya_lora_tensors("sd1"), meta)
     report = analyze_path(str(path))
     assert (report.kind, report.format) == ("lycoris", "lycoris-locon")
 
@@ -181,9 +169,7 @@ def test_locon_through_kohya_wrapper_is_lycoris(tmp_path):
     ],
 )
 def test_diffusers_peft_keys(tmp_path, family, layers):
-    path = write_safetensors(
-        tmp_path / "peft.safetensors", peft_lora_tensors(family, {"clip_l": [11]})
-    )
+    path = write_safetensors(tmp_path / "peft.safetensors", peft_lora_tensors(family, {"clip_l": [11]}))
     report = analyze_path(str(path))
     assert (report.kind, report.format, report.family) == (
         "lora",
@@ -191,9 +177,7 @@ def test_diffusers_peft_keys(tmp_path, family, layers):
         family,
     )
     assert report.te_layers == layers
-    assert report.te_key_styles == {
-        "diffusers": sum(6 * len(v) for v in layers.values())
-    }
+    assert report.te_key_styles == {"diffusers": sum(6 * len(v) for v in layers.values())}
     if family == "sd1":
         assert (report.trained_clip_skip, report.trained_clip_skip_source) == (
             2,
@@ -208,28 +192,19 @@ def test_family_from_metadata_when_weights_say_nothing(tmp_path):
         "lora_unet_something.lora_up.weight": np.ones((3, 2), np.float16),
     }
     meta = {"ss_base_model_version": "sdxl_base_v1-0", "ss_output_name": "nice"}
-    report = analyze_path(
-        str(write_safetensors(tmp_path / "m.safetensors", tensors, meta))
-    )
+    report = analyze_path(str(write_safetensors(tmp_path / "m.safetensors", tensors, meta)))
     assert (report.family, report.family_source) == ("sdxl", "metadata")
     assert report.output_name == "nice"
     meta = {"modelspec.architecture": "stable-diffusion-v2-768-v/lora"}
-    report = analyze_path(
-        str(write_safetensors(tmp_path / "n.safetensors", tensors, meta))
-    )
+    report = analyze_path(str(write_safetensors(tmp_path / "n.safetensors", tensors, meta)))
     assert report.family == "sd2"
     meta = {"ss_v2": "True"}
-    report = analyze_path(
-        str(write_safetensors(tmp_path / "o.safetensors", tensors, meta))
-    )
+    report = analyze_path(str(write_safetensors(tmp_path / "o.safetensors", tensors, meta)))
     assert report.family == "sd2"
 
 
 def test_pickled_kohya_lora(tmp_path):
-    tensors = {
-        k: torch.from_numpy(v.astype(np.float32))
-        for k, v in kohya_lora_tensors("sd1", {"clip_l": [11]}).items()
-    }
+    tensors = {k: torch.from_numpy(v.astype(np.float32)) for k, v in kohya_lora_tensors("sd1", {"clip_l": [11]}).items()}
     path = tmp_path / "old.pt"
     torch.save(tensors, str(path))
     report = analyze_path(str(path))
@@ -246,9 +221,7 @@ def test_emb_params_safetensors(tmp_path, width, family):
         "modelspec.encoder_layer": "2",
         "modelspec.architecture": "stable-diffusion-v1/textual-inversion",
     }
-    path = write_safetensors(
-        tmp_path / "e.safetensors", emb_params_tensors(width, 4), meta
-    )
+    path = write_safetensors(tmp_path / "e.safetensors", emb_params_tensors(width, 4), meta)
     report = analyze_path(str(path))
     assert (report.kind, report.format, report.family) == (
         "embedding",
@@ -287,9 +260,7 @@ def test_a1111_pt_embedding(tmp_path):
 
 
 def test_diffusers_bin_embedding(tmp_path):
-    report = analyze_path(
-        str(write_diffusers_bin_embedding(tmp_path / "learned_embeds.bin", width=1024))
-    )
+    report = analyze_path(str(write_diffusers_bin_embedding(tmp_path / "learned_embeds.bin", width=1024)))
     assert (report.kind, report.format, report.family) == (
         "embedding",
         "diffusers-bin",
@@ -325,9 +296,7 @@ def test_safetensors_checkpoint_is_unknown(tmp_path):
         "model.diffusion_model.out.0.weight": np.ones((4,), np.float16),
         "cond_stage_model.transformer.x.weight": np.ones((4,), np.float16),
     }
-    report = analyze_path(
-        str(write_safetensors(tmp_path / "ckpt.safetensors", tensors))
-    )
+    report = analyze_path(str(write_safetensors(tmp_path / "ckpt.safetensors", tensors)))
     assert report.kind == "unknown" and report.error is None
 
 
@@ -349,9 +318,7 @@ def test_header_reader_matches_safetensors_library(tmp_path):
 def test_negative_zero_counts_as_zero(tmp_path):
     values = np.zeros((4, 4), np.float16)
     values[1, 2] = -0.0
-    path = write_safetensors(
-        tmp_path / "z.safetensors", {"a": values, "b": np.eye(4, dtype=np.float32)}
-    )
+    path = write_safetensors(tmp_path / "z.safetensors", {"a": values, "b": np.eye(4, dtype=np.float32)})
     with readers_module.SafetensorsFile(str(path)) as source:
         assert source.is_all_zero("a")
         assert not source.is_all_zero("b")
@@ -409,18 +376,13 @@ def test_cache_reuses_reports_until_the_file_changes(tmp_path):
 
 def test_cache_is_bounded(tmp_path):
     cache = ReportCache(max_entries=3)
-    paths = [
-        write_safetensors(tmp_path / f"{i}.safetensors", emb_params_tensors(768, 1, i))
-        for i in range(5)
-    ]
+    paths = [write_safetensors(tmp_path / f"{i}.safetensors", emb_params_tensors(768, 1, i)) for i in range(5)]
     check_files(paths, "sd1", 1, cache=cache)
     assert len(cache) == 3
 
 
 def test_cached_report_is_not_mutated_by_warnings(tmp_path):
-    path = write_kohya_lora(
-        tmp_path / "x.safetensors", "sd1", clip_skip=2, zero_layers={"clip_l": [11]}
-    )
+    path = write_kohya_lora(tmp_path / "x.safetensors", "sd1", clip_skip=2, zero_layers={"clip_l": [11]})
     cache = ReportCache()
     with_warning = check_files([path], "sd1", 1, cache=cache)[0]
     assert with_warning.warnings

@@ -32,9 +32,7 @@ def run(capsys, *argv):
 @pytest.fixture
 def lora_dir(tmp_path):
     folder = tmp_path / "Lora"
-    write_kohya_lora(
-        folder / "anime.safetensors", "sd1", clip_skip=2, zero_layers={"clip_l": [11]}
-    )
+    write_kohya_lora(folder / "anime.safetensors", "sd1", clip_skip=2, zero_layers={"clip_l": [11]})
     write_kohya_lora(folder / "nested" / "real.safetensors", "sd1", clip_skip=None)
     (folder / "anime.png").write_bytes(png_bytes())  # a preview: not reported
     write_png_embedding(folder / "ti.png")  # an embedding: reported
@@ -42,9 +40,7 @@ def lora_dir(tmp_path):
 
 
 def test_json_output_shape(capsys, lora_dir):
-    code, out, _ = run(
-        capsys, "check", "--json", "--model", "sd1", "--clip-skip", "2", str(lora_dir)
-    )
+    code, out, _ = run(capsys, "check", "--json", "--model", "sd1", "--clip-skip", "2", str(lora_dir))
     assert code == 0
     data = json.loads(out)
     assert set(data) >= {"model", "clip_skip", "clip_skip_g", "files"}
@@ -86,10 +82,7 @@ def test_human_output_and_strict(capsys, lora_dir, tmp_path):
     assert code == 0
     lines = out.splitlines()
     anime = next(i for i, line in enumerate(lines) if "anime.safetensors" in line)
-    assert (
-        "kohya LoRA" in lines[anime]
-        and "trained at clip skip 2 (metadata)" in lines[anime]
-    )
+    assert "kohya LoRA" in lines[anime] and "trained at clip skip 2 (metadata)" in lines[anime]
     bad_line = next(i for i, line in enumerate(lines) if "bad.safetensors" in line)
     assert lines[bad_line].endswith("unreadable")
     assert lines[bad_line + 1] == "    ! unreadable: empty file"
@@ -130,9 +123,7 @@ def test_without_path_outside_a_webui(capsys, tmp_path, monkeypatch):
 def test_without_path_inside_a_webui(capsys, tmp_path, monkeypatch):
     (tmp_path / "webui.py").write_text("")
     write_kohya_lora(tmp_path / "models" / "Lora" / "a.safetensors", "sd1", clip_skip=2)
-    write_safetensors(
-        tmp_path / "embeddings" / "e.safetensors", emb_params_tensors(768)
-    )
+    write_safetensors(tmp_path / "embeddings" / "e.safetensors", emb_params_tensors(768))
     write_kohya_lora(tmp_path / "elsewhere" / "not_scanned.safetensors", "sd1")
     monkeypatch.chdir(tmp_path)
     code, out, _ = run(capsys, "check", "--json")
@@ -148,9 +139,7 @@ def test_runs_as_a_module_with_torch_blocked(tmp_path):
     (tmp_path / "ti.pt").write_bytes(b"PK\x03\x04 not really")
     blocker = tmp_path / "blocker"
     blocker.mkdir()
-    (blocker / "sitecustomize.py").write_text(
-        "import sys\nsys.modules['torch'] = None\n"
-    )
+    (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['torch'] = None\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(blocker), str(REPO)]))
     proc = subprocess.run(
         [sys.executable, "-m", "lib_clipskip", "check", "--json", str(tmp_path)],

@@ -124,9 +124,7 @@ def test_empty_pickle_and_png(tmp_path):
             "not valid JSON",
         ),
         (
-            png_bytes(
-                [(b"tEXt", b"sd-ti-embedding\0" + base64.b64encode(b'{"a": 1}'))]
-            ),
+            png_bytes([(b"tEXt", b"sd-ti-embedding\0" + base64.b64encode(b'{"a": 1}'))]),
             "holds no embedding",
         ),
         (png_bytes([(b"zTXt", b"sd-ti-embedding\0\0garbage")]), "corrupt compressed"),
@@ -154,9 +152,7 @@ def test_zip_bomb_text_chunk_is_bounded(tmp_path):
 
 def test_one_bad_file_never_hides_the_others(tmp_path):
     pytest.importorskip("torch")
-    good = write_kohya_lora(
-        tmp_path / "good.safetensors", "sd1", clip_skip=2, zero_layers={"clip_l": [11]}
-    )
+    good = write_kohya_lora(tmp_path / "good.safetensors", "sd1", clip_skip=2, zero_layers={"clip_l": [11]})
     marker = tmp_path / "ran"
     paths = [
         write_huge_header_length(tmp_path / "a.safetensors"),
@@ -187,9 +183,7 @@ def test_one_bad_file_never_hides_the_others(tmp_path):
 def test_without_torch_pickles_are_unreadable(tmp_path, monkeypatch):
     pytest.importorskip("torch")
     path = write_a1111_pt_embedding(tmp_path / "ti.pt")
-    monkeypatch.setitem(
-        sys.modules, "torch", None
-    )  # import torch now raises ImportError
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
     report = analyze_path(str(path))
     assert report.error == "torch is not installed"
 
@@ -230,9 +224,7 @@ def test_malformed_entry_of_a_tensor_that_is_read(tmp_path, entry):
     # The zero test reads layer 11's up-weight: its header entry is validated then.
     up = "lora_te_text_model_encoder_layers_11_self_attn_q_proj.lora_up.weight"
     down = "lora_te_text_model_encoder_layers_11_self_attn_q_proj.lora_down.weight"
-    header = json.dumps(
-        {up: entry, down: {"dtype": "F16", "shape": [4], "data_offsets": [8, 16]}}
-    ).encode()
+    header = json.dumps({up: entry, down: {"dtype": "F16", "shape": [4], "data_offsets": [8, 16]}}).encode()
     path = tmp_path / "bad.safetensors"
     path.write_bytes(struct.pack("<Q", len(header)) + header + b"\1" * 16)
     report = analyze_path(str(path))

@@ -22,9 +22,7 @@ from lib_clipskip.compat import (
 def make_webui(tmp_path):
     lora = tmp_path / "models" / "Lora"
     emb = tmp_path / "embeddings"
-    write_kohya_lora(
-        lora / "style_a.safetensors", "sd1", clip_skip=2, zero_layers={"clip_l": [11]}
-    )
+    write_kohya_lora(lora / "style_a.safetensors", "sd1", clip_skip=2, zero_layers={"clip_l": [11]})
     meta = kohya_metadata("sd1", None, output_name="CuteAlias")
     write_kohya_lora(lora / "sub" / "char-v2.safetensors", "sd1", metadata=meta)
     write_safetensors(emb / "easyneg.safetensors", emb_params_tensors(768))
@@ -34,10 +32,7 @@ def make_webui(tmp_path):
 
 
 def test_parse_lora_names():
-    prompt = (
-        "a <lora:one:0.8> b <lyco:two:1:0.5> <hypernet:x:1> <lora:one:0.2> "
-        "<lora: three >"
-    )
+    prompt = "a <lora:one:0.8> b <lyco:two:1:0.5> <hypernet:x:1> <lora:one:0.2> <lora: three >"
     assert parse_lora_names(prompt) == ["one", "two", "three"]
 
 
@@ -45,12 +40,9 @@ def test_resolve_by_stem_alias_and_embedding_words(tmp_path):
     lora, emb = make_webui(tmp_path)
     index = ModelIndex([lora], [emb])
     refs = index.resolve_prompt(
-        "masterpiece, <lora:style_a:0.7>, <lyco:CuteAlias:1>, <lora:missing:1>, "
-        "EasyNeg, (bad-hands-5:1.2), easynegative, not_easyneg"
+        "masterpiece, <lora:style_a:0.7>, <lyco:CuteAlias:1>, <lora:missing:1>, EasyNeg, (bad-hands-5:1.2), easynegative, not_easyneg"
     )
-    got = [
-        (r.kind, r.name, r.path and os.path.basename(r.path), r.problem) for r in refs
-    ]
+    got = [(r.kind, r.name, r.path and os.path.basename(r.path), r.problem) for r in refs]
     assert got == [
         ("lora", "style_a", "style_a.safetensors", None),
         ("lora", "CuteAlias", "char-v2.safetensors", None),
@@ -98,8 +90,6 @@ def test_panel_flow(tmp_path):
     lora, emb = make_webui(tmp_path)
     index = ModelIndex([lora], [emb])
     refs = index.resolve_prompt("<lora:style_a:1> easyneg")
-    reports = check_files(
-        [r.path for r in refs if r.path], "sd1", 1, allowed_roots=index.allowed_roots
-    )
+    reports = check_files([r.path for r in refs if r.path], "sd1", 1, allowed_roots=index.allowed_roots)
     assert [r.kind for r in reports] == ["lora", "embedding"]
     assert [w.code for w in reports[0].warnings] == ["trained-clip-skip-mismatch"]

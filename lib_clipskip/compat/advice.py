@@ -49,9 +49,7 @@ def _layer_phrase(layers: list[int]) -> str:
     return "layers " + ", ".join(map(str, layers))
 
 
-def _skipped_layers_warning(
-    report: FileReport, encoder: str, value: float, value_name: str, sdxl: bool
-) -> CompatWarning | None:
+def _skipped_layers_warning(report: FileReport, encoder: str, value: float, value_name: str, sdxl: bool) -> CompatWarning | None:
     modules = report.te_modules.get(encoder) or {}
     if not modules:
         return None
@@ -62,21 +60,13 @@ def _skipped_layers_warning(
     # its per-token loss is normal; only layers that used to reach the tokens are
     # reported.
     pooled_only = ENCODER_LAYERS[encoder] - 1 if encoder == "clip_g" else None
-    skipped = sorted(
-        layer
-        for layer in modules
-        if layer > last_used and layer not in known_zero and layer != pooled_only
-    )
+    skipped = sorted(layer for layer in modules if layer > last_used and layer not in known_zero and layer != pooled_only)
     if not skipped:
         return None
     count = sum(modules[layer] for layer in skipped)
     total = sum(modules.values())
     where = f" ({encoder})" if sdxl else ""
-    message = (
-        f"{count} of {total} TE modules{where} ({_layer_phrase(skipped)}) "
-        "have no effect at "
-        f"{value_name} {fmt_skip(value)}"
-    )
+    message = f"{count} of {total} TE modules{where} ({_layer_phrase(skipped)}) have no effect at {value_name} {fmt_skip(value)}"
     if encoder == "clip_g":
         message += "; they still change the pooled vector"
     return CompatWarning(CODE_TE_LAYERS_SKIPPED, message)
@@ -107,17 +97,14 @@ def warnings_for(
                 return [
                     CompatWarning(
                         CODE_NO_EFFECT,
-                        f"made for {report.base_model}: "
-                        "clip skip does not change that model",
+                        f"made for {report.base_model}: clip skip does not change that model",
                     )
                 ]
             return []
         return [
             CompatWarning(
                 CODE_NO_EFFECT,
-                f"clip skip cannot change a {family} model on this host; "
-                "this file is unaffected "
-                "by the value",
+                f"clip skip cannot change a {family} model on this host; this file is unaffected by the value",
             )
         ]
 
@@ -138,9 +125,7 @@ def warnings_for(
             found.append(
                 CompatWarning(
                     CODE_FAMILY_MISMATCH,
-                    f"made for {file_label}, the model is {target_label}: "
-                    "its weights do not fit "
-                    "and it will not load as intended",
+                    f"made for {file_label}, the model is {target_label}: its weights do not fit and it will not load as intended",
                 )
             )
         return found  # skip and layer advice for another family would mislead
@@ -154,8 +139,7 @@ def warnings_for(
         found.append(
             CompatWarning(
                 CODE_TRAINED_SKIP_MISMATCH,
-                f"trained at clip skip {fmt_skip(trained)} ({how}), "
-                f"generating at {fmt_skip(value)}",
+                f"trained at clip skip {fmt_skip(trained)} ({how}), generating at {fmt_skip(value)}",
             )
         )
 
@@ -164,9 +148,7 @@ def warnings_for(
         if encoder not in ENCODER_LAYERS:
             continue
         if encoder == "clip_g":
-            warning = _skipped_layers_warning(
-                report, encoder, value_g, "clip skip G", sdxl
-            )
+            warning = _skipped_layers_warning(report, encoder, value_g, "clip skip G", sdxl)
         else:
             name = "clip skip L" if sdxl else "clip skip"
             warning = _skipped_layers_warning(report, encoder, value, name, sdxl)
@@ -192,16 +174,11 @@ def _host_key_warnings(report: FileReport, host: str) -> list[CompatWarning]:
                 "(Forge applies it)",
             )
         )
-    if (
-        host == "forge"
-        and report.family == FAMILY_SD2
-        and 23 in report.te_modules.get("clip_h", {})
-    ):
+    if host == "forge" and report.family == FAMILY_SD2 and 23 in report.te_modules.get("clip_h", {}):
         found.append(
             CompatWarning(
                 CODE_TE_KEYS_IGNORED,
-                "Forge loads SD2's encoder with 23 layers: "
-                "the modules on layer 23 are not applied",
+                "Forge loads SD2's encoder with 23 layers: the modules on layer 23 are not applied",
             )
         )
     return found

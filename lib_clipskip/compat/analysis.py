@@ -33,12 +33,8 @@ MODEL_EXTS = SAFETENSORS_EXTS + PICKLE_EXTS + IMAGE_EXTS
 
 # Text-encoder key forms. Slot "te" is the single encoder of SD1/SD2 (CLIP-L if another
 # clue says SDXL), "te1"/"te2" are SDXL's CLIP-L/bigG.
-_DIFFUSERS_TE = re.compile(
-    r"^text_encoder(_2)?\.(?:text_model\.)?encoder\.layers\.(\d+)\.(.+)$"
-)
-_COMFY_TE = re.compile(
-    r"^text_encoders\.(clip_[lgh])\.transformer\.text_model\.encoder\.layers\.(\d+)\.(.+)$"
-)
+_DIFFUSERS_TE = re.compile(r"^text_encoder(_2)?\.(?:text_model\.)?encoder\.layers\.(\d+)\.(.+)$")
+_COMFY_TE = re.compile(r"^text_encoders\.(clip_[lgh])\.transformer\.text_model\.encoder\.layers\.(\d+)\.(.+)$")
 _KOHYA_TE_PREFIXES = ("lora_te", "lycoris_te")
 _KOHYA_TE_MODULE = re.compile(
     r"(?:lora|lycoris)_te([12]?)_(?:text_model_encoder_layers|model_transformer_resblocks)"
@@ -46,9 +42,7 @@ _KOHYA_TE_MODULE = re.compile(
 )
 _KOHYA_SLOTS = {"": "te", "1": "te1", "2": "te2"}
 # First key segments of diffusers/PEFT/ComfyUI-style files.
-_DIFFUSERS_ROOTS = frozenset(
-    {"unet", "text_encoder", "text_encoder_2", "text_encoders", "base_model"}
-)
+_DIFFUSERS_ROOTS = frozenset({"unet", "text_encoder", "text_encoder_2", "text_encoders", "base_model"})
 # Module base name -> _TeModule (None for non-TE modules), shared by all files: kohya
 # files repeat the same few hundred module names, so parsing each name once pays off.
 _kohya_base_info: dict[str, _TeModule | None] = {}
@@ -109,20 +103,12 @@ _LORA_UP = ("lora_up.weight", "lora_B.weight", "lora.up.weight",
             "lora_linear_layer.up.weight", "up.weight")  # fmt: skip
 _LORA_DOWN = ("lora_down.weight", "lora_A.weight", "lora.down.weight",
               "lora_linear_layer.down.weight", "down.weight")  # fmt: skip
+_LOKR_FACTORS = [("lokr_w2", "lokr_w2_a"), ("lokr_w2_b",), ("lokr_w1", "lokr_w1_a"),
+                 ("lokr_w1_b",)]  # fmt: skip
 _ZERO_TERMS = (
     ("lora", [[_LORA_UP, _LORA_DOWN]]),
     ("loha", [[("hada_w2_a",), ("hada_w2_b",), ("hada_w1_a",), ("hada_w1_b",)]]),
-    (
-        "lokr",
-        [
-            [
-                ("lokr_w2", "lokr_w2_a"),
-                ("lokr_w2_b",),
-                ("lokr_w1", "lokr_w1_a"),
-                ("lokr_w1_b",),
-            ]
-        ],
-    ),  # fmt: skip
+    ("lokr", [_LOKR_FACTORS]),
     ("ia3", [[("weight",)]]),
     ("oft", [[("oft_blocks", "oft_diag")]]),
     ("glora", [[("a2.weight",), ("a1.weight",)], [("b2.weight",), ("b1.weight",)]]),
@@ -176,19 +162,14 @@ def analyze_path(path: str) -> FileReport:
         lower = path.lower()
         if lower.endswith(SAFETENSORS_EXTS):
             with readers.SafetensorsFile(path) as source:
-                _analyze_tensors(
-                    report, source, source.metadata, container="safetensors"
-                )
+                _analyze_tensors(report, source, source.metadata, container="safetensors")
         elif lower.endswith(PICKLE_EXTS):
             data = readers.load_pickled_file(path, os.path.getsize(path))
             _analyze_pickled(report, data, container=os.path.splitext(lower)[1])
         elif lower.endswith(IMAGE_EXTS):
             text = readers.find_png_ti_text(path)
             if text is None:
-                report.notes.append(
-                    "no sd-ti-embedding text chunk (embeddings hidden in the pixels "
-                    "are not inspected)"
-                )
+                report.notes.append("no sd-ti-embedding text chunk (embeddings hidden in the pixels are not inspected)")
                 return report
             data = readers.decode_png_ti_payload(text)
             if not isinstance(data, dict) or not _analyze_embedding_dict(report, data):
@@ -211,18 +192,14 @@ def analyze_path(path: str) -> FileReport:
 
 def _analyze_pickled(report: FileReport, data, container: str) -> None:
     if not isinstance(data, dict):
-        raise UnreadableFile(
-            f"unexpected content: a {type(data).__name__}, not a dict of tensors"
-        )
+        raise UnreadableFile(f"unexpected content: a {type(data).__name__}, not a dict of tensors")
     if "state_dict" in data and isinstance(data["state_dict"], dict) and len(data) < 8:
         data = data["state_dict"]
     if _analyze_embedding_dict(report, data):
         if report.format is None:
             report.format = "diffusers-bin" if container == ".bin" else "a1111-pt"
         return
-    tensors = {
-        k: v for k, v in data.items() if isinstance(k, str) and hasattr(v, "shape")
-    }
+    tensors = {k: v for k, v in data.items() if isinstance(k, str) and hasattr(v, "shape")}
     _analyze_tensors(report, readers.InMemoryTensors(tensors), {}, container=container)
 
 
@@ -250,9 +227,7 @@ def _analyze_embedding_dict(report: FileReport, data: dict) -> bool:
     if "string_to_param" in data and isinstance(data["string_to_param"], dict):
         params = list(data["string_to_param"].values())
         if len(params) != 1:
-            raise UnreadableFile(
-                f"embedding has {len(params)} terms in string_to_param, not 1"
-            )
+            raise UnreadableFile(f"embedding has {len(params)} terms in string_to_param, not 1")
         vec = params[0]
         report.kind = KIND_EMBEDDING
         report.format = report.format or "a1111-pt"
@@ -276,9 +251,7 @@ def _analyze_embedding_dict(report: FileReport, data: dict) -> bool:
     if len(tensors) == 1 and len(data) == 1:
         name, vec = next(iter(tensors.items()))
         report.kind = KIND_EMBEDDING
-        report.format = report.format or (
-            "emb-params" if name == "emb_params" else "diffusers-bin"
-        )
+        report.format = report.format or ("emb-params" if name == "emb_params" else "diffusers-bin")
         report.family, report.family_source = _family_from_width(_width(vec)), "weights"
         report.vectors = _vector_count(vec)
         return True
@@ -294,9 +267,7 @@ class _ShapeOnly:
         self.shape = shape
 
 
-def _analyze_tensors(
-    report: FileReport, source, metadata: dict, container: str
-) -> None:
+def _analyze_tensors(report: FileReport, source, metadata: dict, container: str) -> None:
     keys = source.keys()
     if container == "safetensors" and 0 < len(keys) <= 2:
         shapes = {k: _ShapeOnly(source.shape(k)) for k in keys}
@@ -310,9 +281,7 @@ def _analyze_tensors(
     tensor_parts = set(map(itemgetter(1), key_info))
     te_modules = list(set(filter(None, map(itemgetter(0), key_info))))
     # diffusers/PEFT files name every key from a few roots; kohya files never do
-    diffusers_names = any(
-        k.partition(".")[0] in _DIFFUSERS_ROOTS for k in _first_and_last(keys)
-    )
+    diffusers_names = any(k.partition(".")[0] in _DIFFUSERS_ROOTS for k in _first_and_last(keys))
     if diffusers_names:
         found: dict[str, _TeModule] = {}
         for key in keys:
@@ -330,9 +299,7 @@ def _analyze_tensors(
     report.kind = KIND_LYCORIS if fmt.startswith("lycoris-") else KIND_LORA
 
     meta_family, report.base_model = _family_from_metadata(metadata)
-    report.family, report.family_source = _family_from_weights(
-        source, keys, te_modules, meta_family
-    )
+    report.family, report.family_source = _family_from_weights(source, keys, te_modules, meta_family)
 
     module_slot_layers = list(map(attrgetter("slot_layer"), te_modules))
     counts = Counter(module_slot_layers)
@@ -343,17 +310,11 @@ def _analyze_tensors(
     per_encoder = {}
     for encoder, slots in slots_by_encoder.items():
         # comprehensions, not a loop with calls: SDXL files have 44 layers to tally
-        layer_counts = {
-            layer: count for (slot, layer), count in counts.items() if slot in slots
-        }
+        layer_counts = {layer: count for (slot, layer), count in counts.items() if slot in slots}
         if len(slots) > 1:  # one encoder under two key spellings: add them up
-            layer_counts = dict(
-                Counter(layer for (slot, layer) in module_slot_layers if slot in slots)
-            )
+            layer_counts = dict(Counter(layer for (slot, layer) in module_slot_layers if slot in slots))
         report.te_modules[encoder] = layer_counts
-        per_encoder[encoder] = _LayerModules(
-            te_modules, module_slot_layers, slots, layer_counts
-        )
+        per_encoder[encoder] = _LayerModules(te_modules, module_slot_layers, slots, layer_counts)
     if diffusers_names:
         report.te_key_styles = dict(Counter(map(attrgetter("style"), te_modules)))
     elif te_modules:
@@ -364,9 +325,7 @@ def _analyze_tensors(
         for encoder, layers in per_encoder.items():
             zero_layers[encoder] = _trailing_zero_layers(source, layers)
     except readers.ZeroTestBudgetExceeded:
-        report.notes.append(
-            "tensors too large to test for zero layers; trained skip not inferred"
-        )
+        report.notes.append("tensors too large to test for zero layers; trained skip not inferred")
     report.te_zero_layers = {enc: z for enc, z in zero_layers.items() if z}
 
     _apply_trained_skip(report, metadata, report.te_modules, zero_layers)
@@ -383,17 +342,13 @@ def _collect_te_key(key: str, te_modules: dict) -> None:
         match = _COMFY_TE.match(key)
         if not match:
             return
-        slot = {"clip_l": "clip_l", "clip_g": "clip_g", "clip_h": "clip_h"}[
-            match.group(1)
-        ]
+        slot = {"clip_l": "clip_l", "clip_g": "clip_g", "clip_h": "clip_h"}[match.group(1)]
         style = "comfy"
         layer, rest = match.group(2), match.group(3)
     module, tensor_prefix = _split_diffusers(rest)
     head = key[: len(key) - len(rest)]
     if head + module not in te_modules:
-        te_modules[head + module] = _TeModule(
-            slot, int(layer), head + tensor_prefix, style
-        )
+        te_modules[head + module] = _TeModule(slot, int(layer), head + tensor_prefix, style)
 
 
 def _tensor_part(suffix: str) -> str:
@@ -409,11 +364,7 @@ def _first_and_last(keys) -> tuple:
         return ()
     iterator = iter(keys)
     first = next(iterator)
-    return (
-        (first, next(reversed(keys), first))
-        if hasattr(keys, "__reversed__")
-        else (first,)
-    )
+    return (first, next(reversed(keys), first)) if hasattr(keys, "__reversed__") else (first,)
 
 
 def _split_keys(keys) -> list:
@@ -423,13 +374,11 @@ def _split_keys(keys) -> list:
     Memoised across files: LoRA files repeat the same key names, and a dict lookup is
     cheaper than splitting and matching each key again.
     """
-    global _key_info
     memo = _key_info
     infos = list(map(memo.get, keys))
     if None in infos:
         if len(memo) > _KEY_INFO_LIMIT:
-            # a new dict, not clear(): a concurrent reader keeps its complete old one
-            memo = _key_info = {}
+            memo.clear()  # bounded memory; entries are rebuilt on demand
         for index, key in enumerate(keys):  # same order as the map above
             if infos[index] is None:
                 base, _, suffix = key.partition(".")
@@ -444,18 +393,8 @@ def _kohya_te_module(base: str) -> _TeModule | None:
     """One shared _TeModule per kohya TE module name (so sets dedupe them by identity)."""
     module = _kohya_base_info.get(base, False)
     if module is False:
-        match = (
-            _KOHYA_TE_MODULE.match(base)
-            if base.startswith(_KOHYA_TE_PREFIXES)
-            else None
-        )
-        module = (
-            _TeModule(
-                _KOHYA_SLOTS[match.group(1)], int(match.group(2)), base + ".", "kohya"
-            )
-            if match
-            else None
-        )
+        match = _KOHYA_TE_MODULE.match(base) if base.startswith(_KOHYA_TE_PREFIXES) else None
+        module = _TeModule(_KOHYA_SLOTS[match.group(1)], int(match.group(2)), base + ".", "kohya") if match else None
         if len(_kohya_base_info) < _KOHYA_BASE_INFO_LIMIT:
             _kohya_base_info[base] = module
     return module
@@ -480,9 +419,7 @@ class _LayerModules:
         return found
 
 
-def _detect_format(
-    tensor_parts: set, diffusers_names: bool, metadata: dict
-) -> str | None:
+def _detect_format(tensor_parts: set, diffusers_names: bool, metadata: dict) -> str | None:
     for marker, fmt in _ALGO_MARKERS:
         if marker in tensor_parts:
             return fmt
@@ -551,9 +488,7 @@ def _te_width(source, te_modules: list) -> int | None:
             if not all(n in keys for n in full_names):
                 continue
             shapes = [source.shape(n) for n in full_names]
-            if all(shape for shape in shapes) and all(
-                len(x) >= 2 or len(x) == 1 for x in shapes
-            ):
+            if all(shape for shape in shapes) and all(len(x) >= 2 or len(x) == 1 for x in shapes):
                 try:
                     return int(width_of(shapes))
                 except IndexError:
@@ -572,17 +507,12 @@ def _family_from_weights(source, keys, te_modules: list, meta_family: str):
         return by_te, "weights"
     if meta_family != FAMILY_UNKNOWN:
         return meta_family, "metadata"
-    by_context = {768: FAMILY_SD1, 1024: FAMILY_SD2, 2048: FAMILY_SDXL}.get(
-        _context_width(source, keys)
-    )
+    by_context = {768: FAMILY_SD1, 1024: FAMILY_SD2, 2048: FAMILY_SDXL}.get(_context_width(source, keys))
     if by_context:
         return by_context, "weights"
     if "clip_h" in slots:
         return FAMILY_SD2, "weights"
-    if any(
-        k.startswith(("lora_unet_input_blocks", "lora_unet_output_blocks"))
-        for k in keys
-    ):
+    if any(k.startswith(("lora_unet_input_blocks", "lora_unet_output_blocks")) for k in keys):
         return FAMILY_SDXL, "weights"
     return FAMILY_UNKNOWN, None
 
@@ -688,21 +618,14 @@ def _apply_embedding_metadata(report: FileReport, metadata: dict) -> None:
 
 def _set_recorded_skip(report: FileReport, kohya_value: float, detail: str) -> None:
     if report.family == FAMILY_SDXL:
-        report.notes.append(
-            f"{detail} is recorded, but kohya ignores clip skip when training SDXL: "
-            "it had no effect on this file"
-        )
+        report.notes.append(f"{detail} is recorded, but kohya ignores clip skip when training SDXL: it had no effect on this file")
         return
     value = kohya_value
     if report.family == FAMILY_SD2:
         # kohya trains SD2 on the 23-layer HF encoder; its k is k+1 of the 24
         # layers here.
         value = kohya_value + 1
-        detail += (
-            " (kohya counts SD2's 23-layer encoder; that is clip skip "
-            + _fmt(value)
-            + ")"
-        )
+        detail += " (kohya counts SD2's 23-layer encoder; that is clip skip " + _fmt(value) + ")"
     report.trained_clip_skip = value
     report.trained_clip_skip_source = "metadata"
     report.trained_clip_skip_detail = detail
@@ -722,14 +645,10 @@ def _apply_trained_skip(report, metadata, per_encoder, zero_layers) -> None:
         depth = 12 if encoder == "clip_l" else (24 if 23 in layers else 23)
         zeros = zero_layers.get(encoder) or []
         if layers and (depth - 1) in layers and zeros:
-            value = (
-                (24 - depth) + 1 + len(zeros) if encoder == "clip_h" else 1 + len(zeros)
-            )
+            value = (24 - depth) + 1 + len(zeros) if encoder == "clip_h" else 1 + len(zeros)
             report.trained_clip_skip = value
             report.trained_clip_skip_source = "weights"
-            report.trained_clip_skip_detail = (
-                f"inferred from the weights: TE {_layer_list(zeros)} exactly zero"
-            )
+            report.trained_clip_skip_detail = f"inferred from the weights: TE {_layer_list(zeros)} exactly zero"
             return
     if metadata.get("ss_clip_skip") == "None" and report.family in (
         FAMILY_SD1,

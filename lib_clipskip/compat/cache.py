@@ -21,9 +21,7 @@ class ReportCache:
 
     def __init__(self, max_entries: int = 8192):
         self.max_entries = max_entries
-        self._entries: OrderedDict[str, tuple[tuple[int, int], FileReport]] = (
-            OrderedDict()
-        )
+        self._entries: OrderedDict[str, tuple[tuple[int, int], FileReport]] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -86,20 +84,12 @@ def check_files(
     for path in paths:
         path = os.path.abspath(os.fspath(path))
         if allowed_roots is not None and not is_under_roots(path, allowed_roots):
-            base = FileReport(
-                path=path, error="not under the WebUI model folders; not inspected"
-            )
+            base = FileReport(path=path, error="not under the WebUI model folders; not inspected")
         else:
             try:
                 base = cache.get(path)
-            except (
-                Exception
-            ) as exc:  # analyze_path catches file errors; this is a guard
-                base = FileReport(
-                    path=path, error=f"cannot analyse: {type(exc).__name__}: {exc}"
-                )
-        report = base.with_warnings(
-            warnings_for(base, family, clip_skip, clip_skip_g, host)
-        )
+            except Exception as exc:  # analyze_path catches file errors; this is a guard
+                base = FileReport(path=path, error=f"cannot analyse: {type(exc).__name__}: {exc}")
+        report = base.with_warnings(warnings_for(base, family, clip_skip, clip_skip_g, host))
         results.append(report)
     return results

@@ -58,11 +58,7 @@ class ModelIndex:
     ):
         self.lora_dirs = [os.fspath(d) for d in lora_dirs if d]
         self.embedding_dirs = [os.fspath(d) for d in embedding_dirs if d]
-        self.allowed_roots = (
-            list(allowed_roots)
-            if allowed_roots is not None
-            else (self.lora_dirs + self.embedding_dirs)
-        )
+        self.allowed_roots = list(allowed_roots) if allowed_roots is not None else (self.lora_dirs + self.embedding_dirs)
         self.ttl = ttl
         self.cache = cache
         self._built_at = None
@@ -130,15 +126,10 @@ class ModelIndex:
             stem = self._embedding_by_lower[match.group(1).lower()]
             if stem not in seen:
                 seen.append(stem)
-        return [
-            self._checked(PromptReference("embedding", s, self.embedding_by_stem[s]))
-            for s in seen
-        ]
+        return [self._checked(PromptReference("embedding", s, self.embedding_by_stem[s])) for s in seen]
 
     def resolve_prompt(self, prompt: str) -> list[PromptReference]:
-        return [
-            self.resolve_lora(n) for n in parse_lora_names(prompt)
-        ] + self.embeddings_in(prompt)
+        return [self.resolve_lora(n) for n in parse_lora_names(prompt)] + self.embeddings_in(prompt)
 
     def _checked(self, ref: PromptReference) -> PromptReference:
         if ref.path is not None and not is_under_roots(ref.path, self.allowed_roots):

@@ -93,29 +93,19 @@ class SafetensorsFile:
             raise UnreadableFile("empty file")
         prefix = self._read_exact(8)
         if len(prefix) < 8:
-            raise UnreadableFile(
-                "truncated: shorter than the 8-byte safetensors header length"
-            )
+            raise UnreadableFile("truncated: shorter than the 8-byte safetensors header length")
         (header_len,) = struct.unpack("<Q", prefix)
         if header_len > MAX_HEADER_BYTES:
-            raise UnreadableFile(
-                f"safetensors header length {header_len} exceeds the "
-                f"{MAX_HEADER_BYTES} byte limit"
-            )
+            raise UnreadableFile(f"safetensors header length {header_len} exceeds the {MAX_HEADER_BYTES} byte limit")
         if 8 + header_len > self.file_size:
-            raise UnreadableFile(
-                f"truncated: header length {header_len} runs past the end of the file "
-                f"({self.file_size} bytes)"
-            )
+            raise UnreadableFile(f"truncated: header length {header_len} runs past the end of the file ({self.file_size} bytes)")
         raw = self._read_exact(header_len)
         if len(raw) != header_len:
             raise UnreadableFile("truncated: the file ended inside the header")
         try:
             header = json.loads(raw)
         except (UnicodeDecodeError, ValueError) as exc:
-            raise UnreadableFile(
-                f"safetensors header is not valid JSON: {exc}"
-            ) from None
+            raise UnreadableFile(f"safetensors header is not valid JSON: {exc}") from None
         if not isinstance(header, dict):
             raise UnreadableFile("safetensors header is not a JSON object")
         metadata = header.pop("__metadata__", None)
@@ -124,9 +114,7 @@ class SafetensorsFile:
         if not isinstance(metadata, dict):
             raise UnreadableFile("safetensors __metadata__ is not a JSON object")
         if not set(map(type, metadata.values())) <= {str}:
-            metadata = {
-                k: v if isinstance(v, str) else str(v) for k, v in metadata.items()
-            }
+            metadata = {k: v if isinstance(v, str) else str(v) for k, v in metadata.items()}
         self.metadata = metadata
         self.data_start = 8 + header_len
         data_len = self.file_size - self.data_start
@@ -139,16 +127,12 @@ class SafetensorsFile:
                 default=0,
             )
         except (TypeError, KeyError, IndexError):
-            raise UnreadableFile(
-                "safetensors header has a malformed tensor entry"
-            ) from None
+            raise UnreadableFile("safetensors header has a malformed tensor entry") from None
         if not isinstance(max_end, int):
             raise UnreadableFile("safetensors header has a non-integer data offset")
         if max_end > data_len:
             raise UnreadableFile(
-                f"truncated or corrupt: tensor data offsets reach byte {max_end} "
-                "but only "
-                f"{data_len} data bytes follow the header"
+                f"truncated or corrupt: tensor data offsets reach byte {max_end} but only {data_len} data bytes follow the header"
             )
         self.tensors: dict = header
 
@@ -173,9 +157,7 @@ class SafetensorsFile:
             shape = tuple(info["shape"])
             begin, end = info["data_offsets"]
         except (TypeError, KeyError, ValueError):
-            raise UnreadableFile(
-                f"malformed header entry for tensor {name!r}"
-            ) from None
+            raise UnreadableFile(f"malformed header entry for tensor {name!r}") from None
         if not isinstance(dtype, str) or dtype not in _DTYPES:
             raise UnreadableFile(f"tensor {name!r} has unsupported dtype {dtype!r}")
         if not set(map(type, shape)) <= {int} or min(shape, default=0) < 0:
@@ -183,9 +165,7 @@ class SafetensorsFile:
         if not (type(begin) is int and type(end) is int and 0 <= begin <= end):
             raise UnreadableFile(f"tensor {name!r} has invalid data offsets")
         if math.prod(shape) * _DTYPES[dtype][0] != end - begin:
-            raise UnreadableFile(
-                f"tensor {name!r}: shape and dtype do not match its byte size"
-            )
+            raise UnreadableFile(f"tensor {name!r}: shape and dtype do not match its byte size")
         return dtype, shape, begin, end
 
     def shape(self, name: str) -> tuple[int, ...] | None:
@@ -260,23 +240,15 @@ def _import_torch():
     return torch
 
 
-_UNSUPPORTED_GLOBAL = re.compile(
-    r"Unsupported (?:global|operand)[^\n]*?([\w.]+\.[\w]+)"
-)
+_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported (?:global|operand)[^\n]*?([\w.]+\.[\w]+)")
 
 
 def _describe_load_error(exc: BaseException) -> str:
     text = str(exc)
-    if (
-        "weights_only" in text.lower().replace(" ", "_")
-        or type(exc).__name__ == "UnpicklingError"
-    ):
+    if "weights_only" in text.lower().replace(" ", "_") or type(exc).__name__ == "UnpicklingError":
         culprit = _UNSUPPORTED_GLOBAL.search(text)
         what = f" ({culprit.group(1)})" if culprit else ""
-        return (
-            "refused: the pickle asks to run code or build objects other than tensors"
-            f"{what}; it was not loaded"
-        )
+        return f"refused: the pickle asks to run code or build objects other than tensors{what}; it was not loaded"
     first_line = (text.strip().splitlines() or [""])[0][:200]
     return f"cannot load: {type(exc).__name__}: {first_line}"
 
@@ -290,9 +262,7 @@ def torch_load_safely(source) -> object:
     stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter(
-                "ignore"
-            )  # torch warns about pickle protocols; not our news
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols; not our news
             return torch.load(stream, map_location="cpu", weights_only=True)
     except Exception as exc:  # any reader error is a property of the file, not a crash
         raise UnreadableFile(_describe_load_error(exc)) from None
@@ -302,11 +272,7 @@ def load_pickled_file(path: str, size: int) -> object:
     if size == 0:
         raise UnreadableFile("empty file")
     if size > MAX_PICKLE_BYTES:
-        raise UnreadableFile(
-            f"{size} bytes is more than the {MAX_PICKLE_BYTES} byte limit "
-            "for pickled files "
-            "(probably a full checkpoint)"
-        )
+        raise UnreadableFile(f"{size} bytes is more than the {MAX_PICKLE_BYTES} byte limit for pickled files (probably a full checkpoint)")
     return torch_load_safely(path)
 
 
@@ -360,9 +326,7 @@ def find_png_ti_text(path: str) -> bytes | None:
                 compressed = rest[0] == 1
                 _lang, _, after_lang = rest[2:].partition(b"\0")
                 _tkw, _, text = after_lang.partition(b"\0")
-                return (
-                    _inflate_bounded(text, MAX_TI_PAYLOAD_BYTES) if compressed else text
-                )
+                return _inflate_bounded(text, MAX_TI_PAYLOAD_BYTES) if compressed else text
         if ctype == b"IEND":
             return None
         pos = body_end + 4
@@ -382,9 +346,7 @@ def decode_png_ti_payload(text: bytes) -> object:
     """Decode the chunk text: base64 of JSON (A1111) or of a torch zip (loaded
     weights_only)."""
     if len(text) > MAX_TI_PAYLOAD_BYTES:
-        raise UnreadableFile(
-            f"embedding text chunk larger than {MAX_TI_PAYLOAD_BYTES} bytes"
-        )
+        raise UnreadableFile(f"embedding text chunk larger than {MAX_TI_PAYLOAD_BYTES} bytes")
     try:
         raw = base64.b64decode(text.strip(), validate=False)
     except (binascii.Error, ValueError) as exc:
@@ -394,6 +356,4 @@ def decode_png_ti_payload(text: bytes) -> object:
     try:
         return json.loads(raw, object_hook=_tensor_from_json)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise UnreadableFile(
-            f"sd-ti-embedding chunk is not valid JSON: {exc}"
-        ) from None
+        raise UnreadableFile(f"sd-ti-embedding chunk is not valid JSON: {exc}") from None

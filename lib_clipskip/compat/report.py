@@ -68,9 +68,7 @@ class FileReport:
     family: str = FAMILY_UNKNOWN
     family_source: str | None = None  # "weights" | "metadata"
     base_model: str | None = None  # raw ss_base_model_version / modelspec.architecture
-    output_name: str | None = (
-        None  # ss_output_name: the alias hosts match <lora:...> by
-    )
+    output_name: str | None = None  # ss_output_name: the alias hosts match <lora:...> by
     trained_clip_skip: float | None = None
     trained_clip_skip_source: str | None = None  # "metadata" | "weights"
     trained_clip_skip_detail: str | None = None  # e.g. "ss_clip_skip=2"
