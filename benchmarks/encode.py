@@ -1,0 +1,130 @@
+"""Encode time at CLIP skip N as a ratio to the host's full pass, measured in the same process.
+
+    python -m benchmarks.encode [--runs 20] [--json]
+
+Models are the real SD shapes (CLIP ViT-L 12x768, OpenCLIP bigG 32x1280) with random weights,
+on the CPU, one 77-token chunk.  The baseline is what the hosts do: a full pass with
+``output_hidden_states`` and a pick of ``hidden_states[-N]``.  Runs of baseline and ours are
+interleaved and the median of each is compared, so machine load affects both alike.
+Target: ratio <= 1.03 x (L - N + 1) / L; the disabled extension costs <= 1 % of a generation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from clip_models import SHAPES, build_text_model  # noqa: E402
+
+from lib_clipskip.encode import skipping  # noqa: E402
+from lib_clipskip.values import pick_layers  # noqa: E402
+
+VOCAB = 49408
+
+
+def _tokens() -> torch.Tensor:
+    generator = torch.Generator().manual_seed(0)
+    body = torch.randint(1, VOCAB - 2, (1, 20), generator=generator)
+    return torch.cat([torch.tensor([[VOCAB - 2]]), body, torch.full((1, 56), VOCAB - 1)], dim=1)
+
+
+def _host_pass(model, ids, n, final_ln):
+    out = model(input_ids=ids, output_hidden_states=True)
+    z = out.hidden_states[-n]
+    return model.text_model.final_layer_norm(z) if final_ln else z
+
+
+def _our_pass(model, ids, n, final_ln, needs_pooled):
+    with skipping(model, pick_layers(n, len(model.text_model.encoder.layers)), needs_pooled):
+        return _host_pass(model, ids, n, final_ln)
+
+
+def median_pair(first, second, runs: int) -> tuple[float, float]:
+    """Median seconds of two callables, run alternately after a warm-up."""
+    first(), second()
+    times_a, times_b = [], []
+    for _ in range(runs):
+        for fn, times in ((first, times_a), (second, times_b)):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    return statistics.median(times_a), statistics.median(times_b)
+
+
+def encoder_ratios(shape_name: str, final_ln: bool, needs_pooled: bool, runs: int) -> dict[str, float]:
+    model = build_text_model(dict(SHAPES[shape_name]), VOCAB)
+    ids = _tokens()
+    ratios = {}
+    with torch.no_grad():
+        for n in (1, 2, 3, 4):
+            host, ours = median_pair(lambda n=n: _host_pass(model, ids, n, final_ln),
+                                     lambda n=n: _our_pass(model, ids, n, final_ln, needs_pooled), runs)
+            ratios[str(n)] = round(ours / host, 3)
+    return ratios
+
+
+def disabled_overhead(runs: int) -> float:
+    """A whole stand-in generation (SD1 real shape, fresh conds) with the extension loaded but
+    disabled, against the same generation with no script runner at all."""
+    from webui import WebUI
+
+    ui = WebUI("a1111")
+    try:
+        ui.load("sd1", real=True)
+
+        def generate(with_script: bool) -> None:
+            p = ui.txt2img("a photo of a cat", enabled=False)
+            if not with_script:
+                p.scripts = None
+            p.cached_c, p.cached_uc = [None, None], [None, None]  # always encode: a real generation's cost
+            ui.run(p)
+
+        without, disabled = median_pair(lambda: generate(False), lambda: generate(True), runs)
+    finally:
+        ui.close()
+    return round(disabled / without - 1, 4)
+
+
+def expected_ratio(depth: int, n: int) -> float:
+    return round((depth - n + 1) / depth, 3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20, help="timed runs per variant (median; at least 20)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    runs = max(args.runs, 20)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    result = {
+        "sd1": encoder_ratios("clip_l", final_ln=True, needs_pooled=False, runs=runs),
+        "sdxl_l": encoder_ratios("clip_l", final_ln=False, needs_pooled=False, runs=runs),
+        "sdxl_g": encoder_ratios("clip_g", final_ln=False, needs_pooled=True, runs=runs),
+        "disabled_overhead": disabled_overhead(runs),
+    }
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"Encode time at CLIP skip N / the host's full pass (median of {runs}, CPU, real SD shapes)")
+    for key, depth, label in (("sd1", 12, "SD1.5 CLIP-L"), ("sdxl_l", 12, "SDXL CLIP-L"), ("sdxl_g", 32, "SDXL OpenCLIP-G")):
+        cells = "  ".join(f"N={n}: {ratio:.3f}" for n, ratio in result[key].items())
+        if key == "sdxl_g":
+            print(f"{label:17} {cells}   (pooled needs all 32 layers: ~1.0 expected)")
+        else:
+            targets = "  ".join(f"{1.03 * expected_ratio(depth, int(n)):.3f}" for n in result[key])
+            print(f"{label:17} {cells}   target <= {targets}")
+    print(f"disabled extension: {result['disabled_overhead'] * 100:+.2f} % of a generation (target <= 1 %)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""The shape the project promises: lib_clipskip imports without a WebUI, install.py installs
+nothing the WebUI owns, and the code parses as Python 3.10."""
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LIB = ROOT / "lib_clipskip"
+HOST_OWNED = {"torch", "gradio", "transformers", "safetensors", "numpy"}
+
+
+def lib_modules():
+    for path in sorted(LIB.rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        yield ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_lib_imports_nothing_from_the_webui_or_gradio_in_a_clean_interpreter():
+    code = (
+        "import importlib, json, sys\n"
+        f"for name in {list(lib_modules())!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('modules', 'gradio', 'launch', 'backend', 'torch', 'transformers'))))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout) == []
+
+
+def test_host_differences_live_only_in_the_adapter_package():
+    for path in LIB.rglob("*.py"):
+        if "hosts" in path.parts:
+            continue
+        text = path.read_text(encoding="utf-8")
+        for needle in ("text_processing_engine", "sd_hijack", "is_forge", "backend."):
+            assert needle not in text, f"{path.relative_to(ROOT)} knows a host detail ({needle})"
+
+
+def test_install_py_installs_nothing_the_webui_owns():
+    tree = ast.parse((ROOT / "install.py").read_text(encoding="utf-8"))
+    strings = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+    for owned in HOST_OWNED:
+        assert not any(s.split("==")[0].split(">=")[0].strip() == owned for s in strings), owned
+
+
+def test_every_python_file_parses_as_python_3_10():
+    for path in [*ROOT.glob("*.py"), *(ROOT / "scripts").rglob("*.py"), *LIB.rglob("*.py"), *(ROOT / "benchmarks").rglob("*.py")]:
+        ast.parse(path.read_text(encoding="utf-8"), filename=str(path), feature_version=(3, 10))
