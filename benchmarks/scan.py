@@ -2,10 +2,10 @@
 
     python -m benchmarks.scan [--files N] [--json]
 
-Prints the cold scan (empty report cache), the warm scan (cached) and their ratio to a bare
-header read (open, read 8 bytes, read and json.loads the header) of the same files in the
-same process, plus the panel update for a prompt with 5 LoRAs. Targets: warm <= 1 s,
-cold/bare <= 1.5, panel update <= 50 ms.
+Prints the cold scan (empty report cache; best of 3, the first one also shown), the warm
+scan (cached) and their ratio to a bare header read (open, read 8 bytes, read and
+json.loads the header) of the same files in the same process, plus the panel update for a
+prompt with 5 LoRAs. Targets: warm <= 1 s, cold/bare <= 1.5, panel update <= 50 ms.
 """
 
 from __future__ import annotations
@@ -189,6 +189,8 @@ def best_of(runs: int, func) -> tuple[float, float]:
 
 def measure(folder: str, paths: list[str], runs: int = 3) -> dict:
     bare, bare_cpu = best_of(runs, lambda: bare_header_read(paths))
+    # The very first scan also fills the process-wide key-name memos, as a fresh WebUI would.
+    first, _ = best_of(1, lambda: check_files(paths, None, 2, cache=ReportCache()))
     cold, cold_cpu = best_of(runs, lambda: check_files(paths, None, 2, cache=ReportCache()))
     cache = ReportCache()
     check_files(paths, None, 2, cache=cache)
@@ -224,6 +226,8 @@ def measure(folder: str, paths: list[str], runs: int = 3) -> dict:
         "cold_scan_s": round(cold, 4),
         "warm_scan_s": round(warm, 4),
         "cold_ratio": round(cold / bare, 3),
+        "first_scan_s": round(first, 4),
+        "first_ratio": round(first / bare, 3),
         "warm_ratio": round(warm / bare, 3),
         "cold_ratio_cpu": round(cold_cpu / bare_cpu, 3),
         "warm_ratio_cpu": round(warm_cpu / bare_cpu, 3),
@@ -262,6 +266,7 @@ def main(argv=None) -> int:
         f"ratio {result['cold_ratio']:.2f}, CPU time ratio "
         f"{result['cold_ratio_cpu']:.2f} (target <= {TARGETS['cold_ratio']})"
     )
+    print(f"first cold scan  : {result['first_scan_s'] * 1000:8.1f} ms   ratio {result['first_ratio']:.2f} (empty memos)")
     print(f"warm scan        : {result['warm_scan_s'] * 1000:8.1f} ms   ratio {result['warm_ratio']:.2f} (target <= {TARGETS['warm_s']} s)")
     print(
         f"panel update, 5 LoRAs (cached): median {result['panel_update_ms_median']:.2f} ms, "
