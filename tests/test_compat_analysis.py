@@ -186,7 +186,7 @@ def test_diffusers_peft_keys(tmp_path, family, layers):
 
 
 def test_family_from_metadata_when_weights_say_nothing(tmp_path):
-    # UNet-free TE-less file: only metadata can tell the family
+    # no TE keys and shapes that match no family: only the metadata can tell
     tensors = {
         "lora_unet_something.lora_down.weight": np.ones((2, 3), np.float16),
         "lora_unet_something.lora_up.weight": np.ones((3, 2), np.float16),

@@ -56,9 +56,8 @@ def _skipped_layers_warning(report: FileReport, encoder: str, value: float, valu
     last_used = last_used_layer(encoder, value)
     known_zero = set(report.te_zero_layers.get(encoder, ()))
     # bigG's last layer always feeds SDXL's pooled vector, so at the trained
-    # default (skip 2)
-    # its per-token loss is normal; only layers that used to reach the tokens are
-    # reported.
+    # default (skip 2) its per-token loss is normal; only layers that used to
+    # reach the tokens are reported.
     pooled_only = ENCODER_LAYERS[encoder] - 1 if encoder == "clip_g" else None
     skipped = sorted(layer for layer in modules if layer > last_used and layer not in known_zero and layer != pooled_only)
     if not skipped:

@@ -31,8 +31,8 @@ PICKLE_EXTS = (".pt", ".pth", ".ckpt", ".bin")
 IMAGE_EXTS = (".png",)
 MODEL_EXTS = SAFETENSORS_EXTS + PICKLE_EXTS + IMAGE_EXTS
 
-# Text-encoder key forms. Slot "te" is the single encoder of SD1/SD2 (CLIP-L if another
-# clue says SDXL), "te1"/"te2" are SDXL's CLIP-L/bigG.
+# Text-encoder key forms. Slot "te" is the single encoder of SD1/SD2 (CLIP-L if
+# another clue says SDXL), "te1"/"te2" are SDXL's CLIP-L/bigG.
 _DIFFUSERS_TE = re.compile(r"^text_encoder(_2)?\.(?:text_model\.)?encoder\.layers\.(\d+)\.(.+)$")
 _COMFY_TE = re.compile(r"^text_encoders\.(clip_[lgh])\.transformer\.text_model\.encoder\.layers\.(\d+)\.(.+)$")
 _KOHYA_TE_PREFIXES = ("lora_te", "lycoris_te")
@@ -95,10 +95,10 @@ _WEIGHT_PARTS = frozenset(
     }
 )
 
-# When is a module's delta exactly zero? Per algorithm, a list of additive terms; a term
-# is zero when one of its multiplied factors is all zero. Each factor lists the tensor
-# names it may be stored under; the factor trainers initialise at zero comes first, so an
-# untrained (zero) module is recognised after one read.
+# When is a module's delta exactly zero? Per algorithm, a list of additive terms; a
+# term is zero when one of its multiplied factors is all zero. Each factor lists the
+# tensor names it may be stored under; the factor trainers initialise at zero comes
+# first, so an untrained (zero) module is recognised after one read.
 _LORA_UP = ("lora_up.weight", "lora_B.weight", "lora.up.weight",
             "lora_linear_layer.up.weight", "up.weight")  # fmt: skip
 _LORA_DOWN = ("lora_down.weight", "lora_A.weight", "lora.down.weight",
@@ -275,8 +275,9 @@ def _analyze_tensors(report: FileReport, source, metadata: dict, container: str)
             _apply_embedding_metadata(report, metadata)
             return
 
-    # Per-key Python work is kept to C-level map/set operations: a Python loop doing real
-    # work on hundreds of keys per file would cost more than the JSON parse of the header.
+    # Per-key Python work is kept to C-level map/set operations: a Python loop
+    # doing real work on hundreds of keys per file would cost more than the JSON
+    # parse of the header.
     key_info = _split_keys(keys)
     tensor_parts = set(map(itemgetter(1), key_info))
     te_modules = list(set(filter(None, map(itemgetter(0), key_info))))
@@ -456,8 +457,7 @@ def _context_width(source, keys) -> int | None:
 
 
 # A module's output features, per algorithm: (tensor names that must all exist, how to
-# combine
-# their shapes). For q_proj the output features are the encoder width.
+# combine their shapes). For q_proj the output features are the encoder width.
 _OUT_FEATURES = (
     (("lora_up.weight",), lambda s: s[0][0]),
     (("lora_B.weight",), lambda s: s[0][0]),

@@ -68,8 +68,9 @@ class SafetensorsFile:
 
     def __init__(self, path: str):
         self.path = path
-        # A 64 KiB buffer: the few tensors the zero test reads sit next to each other
-        # (same layer, sorted names), so one read often serves several of them.
+        # A 64 KiB buffer: the few tensors the zero test reads sit next to
+        # each other (same layer, sorted names), so one read often serves
+        # several of them.
         self._fh = open(path, "rb", buffering=_CHUNK_BYTES)  # noqa: SIM115 - closed in close()
         try:
             self._read_header()
@@ -119,8 +120,8 @@ class SafetensorsFile:
         self.data_start = 8 + header_len
         data_len = self.file_size - self.data_start
         # One pass over the entries: only the end offsets are checked for
-        # every tensor here;
-        # shapes and dtypes are validated when a tensor is actually used (tensor_info).
+        # every tensor here; shapes and dtypes are validated when a tensor is
+        # actually used (tensor_info).
         try:
             max_end = max(
                 map(itemgetter(1), map(itemgetter("data_offsets"), header.values())),
@@ -189,8 +190,9 @@ class SafetensorsFile:
             if len(chunk) != want:
                 raise UnreadableFile(f"truncated while reading tensor {name!r}")
             self.zero_test_bytes += want
-            # Fast paths in C before numpy: an element is zero iff all its bytes are 0x00,
-            # except that a float's top byte may be 0x80 (-0.0).
+            # Fast paths in C before numpy: an element is zero iff all its
+            # bytes are 0x00, except that a float's top byte may be 0x80
+            # (-0.0).
             if mask is None:
                 if chunk.strip(b"\0"):
                     return False
