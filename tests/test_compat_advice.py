@@ -207,6 +207,9 @@ def test_no_effect_on_other_models(tmp_path):
     report = one([flux_lora], None, None)
     assert report.family == "unknown" and report.base_model == "flux1"
     assert codes(report) == ["no-effect-on-model"]
+    on_sd1 = one([flux_lora], "sd1", 2)
+    assert codes(on_sd1) == ["family-mismatch"]
+    assert "flux1" in on_sd1.warnings[0].message
 
 
 def test_unknown_files_get_no_warnings():

@@ -128,6 +128,14 @@ def warnings_for(
                 )
             )
         return found  # skip and layer advice for another family would mislead
+    if report.family == FAMILY_UNKNOWN and report.base_model:
+        # metadata names a base model outside SD1/SD2/SDXL (flux1, sd3, ...)
+        return [
+            CompatWarning(
+                CODE_FAMILY_MISMATCH,
+                f"made for {report.base_model}, the model is {FAMILY_LABELS[target]}: it will not load as intended",
+            )
+        ]
 
     value = clip_skip if clip_skip is not None else DEFAULT_CLIP_SKIP[target]
     value_g = clip_skip_g if clip_skip_g is not None else value
