@@ -24,8 +24,6 @@ from compat_files import (
 from lib_clipskip.compat import ReportCache, analyze_path, check_files
 from lib_clipskip.compat import readers as readers_module
 
-torch = pytest.importorskip("torch")
-
 
 def test_kohya_sd1_with_recorded_clip_skip(tmp_path):
     path = write_kohya_lora(tmp_path / "anime.safetensors", "sd1", clip_skip=2, zero_layers={"clip_l": [11]})
@@ -204,6 +202,7 @@ def test_family_from_metadata_when_weights_say_nothing(tmp_path):
 
 
 def test_pickled_kohya_lora(tmp_path):
+    torch = pytest.importorskip("torch")
     tensors = {k: torch.from_numpy(v.astype(np.float32)) for k, v in kohya_lora_tensors("sd1", {"clip_l": [11]}).items()}
     path = tmp_path / "old.pt"
     torch.save(tensors, str(path))
@@ -249,6 +248,7 @@ def test_sdxl_clip_l_clip_g_embedding(tmp_path):
 
 
 def test_a1111_pt_embedding(tmp_path):
+    pytest.importorskip("torch")
     report = analyze_path(str(write_a1111_pt_embedding(tmp_path / "ti.pt", 768, 5)))
     assert (report.kind, report.format, report.family) == (
         "embedding",
@@ -260,6 +260,7 @@ def test_a1111_pt_embedding(tmp_path):
 
 
 def test_diffusers_bin_embedding(tmp_path):
+    pytest.importorskip("torch")
     report = analyze_path(str(write_diffusers_bin_embedding(tmp_path / "learned_embeds.bin", width=1024)))
     assert (report.kind, report.format, report.family) == (
         "embedding",
