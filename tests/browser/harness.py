@@ -107,7 +107,7 @@ class ServedApp:
     def close(self) -> None:
         try:
             self.demo.close()
-        except Exception as exc:  # noqa: BLE001 - a failed close must not mask the test result
+        except Exception as exc:
             logging.getLogger(__name__).warning("closing gradio app failed: %s", exc)
 
 
@@ -252,7 +252,7 @@ class Browser:
                 result = predicate()
                 if result:
                     return result
-            except Exception as exc:  # noqa: BLE001 - stale/missing elements while gradio re-renders
+            except Exception as exc:
                 last_exc = exc
             if time.monotonic() >= deadline:
                 msg = message() if callable(message) else message
@@ -357,7 +357,7 @@ class Browser:
     def _safe_text(self, elem_id: str) -> str:
         try:
             return self.text(elem_id)
-        except Exception as exc:  # noqa: BLE001 - only feeds an error message
+        except Exception as exc:
             return f"<unreadable: {type(exc).__name__}>"
 
     def value(self, elem_id: str) -> str:
