@@ -17,7 +17,7 @@ class ClipSkipScript(scripts.Script):
     def ui(self, is_img2img):
         from modules.ui_components import InputAccordion
 
-        self.panel = panel.build(self.elem_id, InputAccordion, self.title())
+        self.panel = panel.build(self.elem_id, InputAccordion, self.title(), tab="img2img" if is_img2img else "txt2img")
         return self.panel.inputs
 
     def before_process(self, p, *args):

@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from lib_clipskip.encode import encoder_layers, skipping
+from lib_clipskip.encode import encoder_layers, final_layer_norm, patched_attribute, skipping
 from lib_clipskip.plan import EncoderPlan, EncoderSlot, ModelInfo, SkipPlan
 
 ErrorSink = Callable[[BaseException], None]
@@ -21,6 +21,18 @@ class EncoderHandle:
 
     slot: EncoderSlot
     scope: Callable[[EncoderPlan, ErrorSink], ContextManager[None]]
+    #: layer explorer: within the block, every pass appends its hidden states (NLD, index = layers run)
+    capture: Callable[[list[list[Any]]], ContextManager[None]] | None = None
+    final_norm: Any = None  # the encoder's final LayerNorm (applied to the conditioning when the spec says so)
+
+
+@dataclass(frozen=True)
+class LayerStates:
+    """Every hidden state of one encoder for one prompt: ``states[k]`` after k loaded layers (0 = embeddings)."""
+
+    slot: EncoderSlot
+    states: list[Any]
+    final_norm: Any = None
 
 
 @dataclass(frozen=True)
@@ -35,7 +47,18 @@ def transformers_handle(text_model: Any, slot: EncoderSlot) -> EncoderHandle:
     def scope(plan: EncoderPlan, on_error: ErrorSink) -> ContextManager[None]:
         return skipping(text_model, plan.pick, plan.needs_pooled, on_error)
 
-    return EncoderHandle(slot, scope)
+    def capture(calls: list[list[Any]]) -> ContextManager[None]:
+        original = text_model.forward
+
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            kwargs["output_hidden_states"] = True
+            outputs = original(*args, **kwargs)
+            calls.append([state.detach() for state in outputs.hidden_states])
+            return outputs
+
+        return patched_attribute(text_model, "forward", forward)
+
+    return EncoderHandle(slot, scope, capture, final_layer_norm(text_model))
 
 
 def loaded_depth(text_model: Any) -> int:
@@ -65,6 +88,30 @@ class HostAdapter:
 
     def inspect(self, sd_model: Any) -> LoadedModel:
         raise NotImplementedError
+
+    def encode_prompt(self, sd_model: Any, prompt: str) -> Any:
+        """The host's own conditioning of one prompt (tokens, embeddings, chunks), outside a generation."""
+        return sd_model.get_learned_conditioning([prompt])
+
+    def layer_states(self, sd_model: Any, prompt: str) -> dict[str, LayerStates]:
+        """One full text-encoder pass for ``prompt``: every hidden state of every encoder (layer explorer)."""
+        import torch
+
+        loaded = self.inspect(sd_model)
+        calls: dict[str, list[list[Any]]] = {name: [] for name, handle in loaded.handles.items() if handle.capture}
+        if not calls:
+            return {}
+        with torch.no_grad(), contextlib.ExitStack() as stack:
+            for name, passes in calls.items():
+                stack.enter_context(loaded.handles[name].capture(passes))
+            self.encode_prompt(sd_model, prompt)
+        result = {}
+        for name, passes in calls.items():
+            if passes:  # long prompts run one pass per 75-token chunk: join them along the tokens
+                states = [torch.cat([one[k] for one in passes], dim=1) for k in range(len(passes[0]))]
+                handle = loaded.handles[name]
+                result[name] = LayerStates(handle.slot, states, handle.final_norm)
+        return result
 
     @contextlib.contextmanager
     def encoding(self, loaded: LoadedModel, plan: SkipPlan, on_error: ErrorSink) -> Iterator[None]:

@@ -25,7 +25,8 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from lib_clipskip.encode import patched_attribute, run_blocks
+from lib_clipskip import layercache
+from lib_clipskip.encode import blend, patched_attribute, run_blocks
 from lib_clipskip.hosts.base import EncoderHandle, ErrorSink
 from lib_clipskip.plan import EncoderPlan, EncoderSlot
 from lib_clipskip.values import EncoderSpec
@@ -58,6 +59,14 @@ def host_value(wrapped: Any, spec: EncoderSpec) -> float:
     return float(min(max(layer_idx, 0), depth - 1) + 1)
 
 
+def all_states(blocks: Any, x: Any) -> list:
+    """``[x, after block 1, …, after the last block]``: one full pass, kept for an X/Y/Z grid."""
+    states = [x]
+    for block in blocks:
+        states.append(block(states[-1]))
+    return states
+
+
 def open_clip_forward(wrapped: Any, original: Any, plan: EncoderPlan, as_dict: bool, on_error: ErrorSink):
     """A ``text_transformer_forward`` for ``wrapped`` that encodes at ``plan``'s layer."""
     own_layer = getattr(wrapped, "layer", _CHOSEN_KEY)
@@ -65,7 +74,11 @@ def open_clip_forward(wrapped: Any, original: Any, plan: EncoderPlan, as_dict: b
     def text_transformer_forward(x: Any, attn_mask: Any = None) -> Any:
         try:
             blocks = [functools.partial(block, attn_mask=attn_mask) for block in resblocks(wrapped)]
-            chosen, last = run_blocks(blocks, x, plan.pick, run_all=as_dict)
+            states = layercache.reused_block_states(wrapped, (x, attn_mask), lambda: all_states(blocks, x))  # X/Y/Z grid
+            if states is not None:
+                chosen, last = blend(states, plan.pick), states[-1]
+            else:
+                chosen, last = run_blocks(blocks, x, plan.pick, run_all=as_dict)
             if not as_dict:
                 return chosen  # LND; upstream permutes back and applies ln_final
             if own_layer != _CHOSEN_KEY:
@@ -102,4 +115,25 @@ def open_clip_handle(wrapped: Any, spec: EncoderSpec) -> EncoderHandle:
             stack.enter_context(patched_attribute(wrapped, "text_transformer_forward", forward))
             yield
 
-    return EncoderHandle(slot, scope)
+    def capture(calls: list[list[Any]]) -> contextlib.AbstractContextManager[None]:
+        return patched_attribute(wrapped, "text_transformer_forward", recording_forward(wrapped, spec, calls))
+
+    return EncoderHandle(slot, scope, capture, wrapped.model.ln_final)
+
+
+def recording_forward(wrapped: Any, spec: EncoderSpec, calls: list[list[Any]]):
+    """A ``text_transformer_forward`` that runs every block once, records each output (NLD) and
+    returns what the upstream method would (layer explorer: one pass, nothing computed twice)."""
+    as_dict = returns_dict(wrapped, spec)
+
+    def text_transformer_forward(x: Any, attn_mask: Any = None) -> Any:
+        states = [x]
+        for block in resblocks(wrapped):
+            x = block(x, attn_mask=attn_mask)
+            states.append(x)
+        calls.append([state.detach().permute(1, 0, 2) for state in states])
+        if as_dict:
+            return {"penultimate": states[-2].permute(1, 0, 2), "last": states[-1].permute(1, 0, 2)}
+        return states[len(states) - int(host_value(wrapped, spec))]  # upstream stops layer_idx blocks early
+
+    return text_transformer_forward

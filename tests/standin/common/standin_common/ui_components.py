@@ -7,6 +7,8 @@ A hidden checkbox whose value is the accordion's open state; the host's
 
 from __future__ import annotations
 
+import functools
+
 import gradio as gr
 
 GRADIO_4 = int(gr.__version__.split(".")[0]) >= 4
@@ -15,6 +17,8 @@ GRADIO_4 = int(gr.__version__.split(".")[0]) >= 4
 class InputAccordionImpl(gr.Checkbox):
     global_index = 0
 
+    # as Forge does: gradio 4 builds the config from the __init__ signature, which must be Checkbox's
+    @functools.wraps(gr.Checkbox.__init__)
     def __init__(self, value=None, **kwargs):
         self.accordion_id = kwargs.get("elem_id")
         if self.accordion_id is None:
