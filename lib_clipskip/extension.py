@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from lib_clipskip import generation
+from lib_clipskip import generation, infotext, prompt_tag, settings
 from lib_clipskip.hosts import HostAdapter, detect
 from lib_clipskip.values import ClipSkipRequest, request_from_args
 
@@ -25,7 +25,7 @@ def adapter() -> HostAdapter:
 
 def request_for(p: Any, script_args: Sequence[Any]) -> ClipSkipRequest:
     """The request for this generation: an XYZ cell beats the panel / API args (DESIGN §2)."""
-    parsed = request_from_args(list(script_args))
+    parsed = request_from_args(list(script_args), defaults=settings.current().defaults)
     for message in parsed.messages:
         log.warning("CLIP skip: %s", message)
     request = parsed.request
@@ -37,11 +37,25 @@ def request_for(p: Any, script_args: Sequence[Any]) -> ClipSkipRequest:
 
 def before_process(p: Any, script_args: Sequence[Any]) -> None:
     try:
+        options = settings.current()
+        if not options.enabled:  # Settings master toggle off: nothing of ours on the generation path
+            generation.detach(p)
+            return
         request = request_for(p, script_args)
         generation.attach(p, request, adapter())
+        _remember(p, request, options)
     except Exception:  # never cost the user the image: the host just runs without us
         log.exception("CLIP skip: could not set up this generation; the host's own CLIP skip is used")
         generation.detach(p)
+
+
+def _remember(p: Any, request: ClipSkipRequest, options: settings.Settings) -> None:
+    """Keep the panel's request for ``<clipskip:…>``-free batches; make the infotext describe ours."""
+    vars(p)[prompt_tag.PANEL_ATTRIBUTE] = request
+    state = generation.state_of(p)
+    if state is not None:
+        state.quiet = not options.console_warnings
+        infotext.install(p)
 
 
 def finish(p: Any) -> generation.GenerationState | None:

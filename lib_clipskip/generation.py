@@ -41,19 +41,27 @@ class GenerationState:
     plans: list[SkipPlan] = field(default_factory=list)  # every plan an encode ran with, in order
     failed: bool = False
     active_plan: SkipPlan | None = None
+    quiet: bool = False  # Settings: no compatibility warnings in the console
+    batches: dict[int, list[SkipPlan]] = field(default_factory=dict)  # p.iteration -> plans used (infotext)
+    failed_batches: set[int] = field(default_factory=set)  # iterations where an encode fell back to the host
 
     def note(self, message: str) -> None:
         if message not in self.messages:
             self.messages.append(message)
-            log.warning("CLIP skip: %s", message)
+            if not self.quiet:
+                log.warning("CLIP skip: %s", message)
 
     def record_failure(self, error: BaseException) -> None:
         self.failed = True
         self.note(f"the extension's encode failed ({type(error).__name__}: {error}); the host's own CLIP skip was used.")
 
-    def record_plan(self, plan: SkipPlan) -> None:
+    def record_plan(self, plan: SkipPlan, iteration: int = 0, ok: bool = True) -> None:
         if plan not in self.plans:
             self.plans.append(plan)
+        if not ok:
+            self.failed_batches.add(iteration)
+        elif plan not in self.batches.setdefault(iteration, []):
+            self.batches[iteration].append(plan)
 
 
 def state_of(p: Any) -> GenerationState | None:
@@ -125,10 +133,13 @@ def _conds_with_plan(p: Any, state: GenerationState, original: Any, args: tuple,
         state.record_failure(error)
         return host_only()
     state.active_plan = plan
+    failed_before = state.failed
+    state.failed = False
     try:
         with stack:
             result = host_only()
     finally:
         state.active_plan = None
-    state.record_plan(plan)
+        failed_now, state.failed = state.failed, state.failed or failed_before
+    state.record_plan(plan, getattr(p, "iteration", 0), ok=not failed_now)
     return result

@@ -1,8 +1,8 @@
 """sd-webui-clipskip: the WebUI entry point.  Thin glue only; the logic lives in ``lib_clipskip``."""
 
-from modules import scripts
+from modules import script_callbacks, scripts
 
-from lib_clipskip import extension, panel
+from lib_clipskip import extension, infotext, panel, prompt_tag, settings
 
 
 class ClipSkipScript(scripts.Script):
@@ -18,6 +18,8 @@ class ClipSkipScript(scripts.Script):
         from modules.ui_components import InputAccordion
 
         self.panel = panel.build(self.elem_id, InputAccordion, self.title(), tab="img2img" if is_img2img else "txt2img")
+        self.infotext_fields = infotext.paste_fields(self.panel)  # paste, PNG Info, the API's infotext
+        self.paste_field_names = list(infotext.PASTE_FIELD_NAMES)  # "Send to img2img" from the gallery
         return self.panel.inputs
 
     def before_process(self, p, *args):
@@ -25,3 +27,10 @@ class ClipSkipScript(scripts.Script):
 
     def postprocess(self, p, processed, *args):
         extension.finish(p)
+
+
+# Settings section; the <clipskip:…> tag (register before the UI: extra_networks.initialize()
+# clears the registry after scripts load); other tools' infotext keys on paste
+script_callbacks.on_ui_settings(settings.register)
+script_callbacks.on_before_ui(prompt_tag.register)
+script_callbacks.on_infotext_pasted(infotext.on_pasted)

@@ -26,6 +26,7 @@ options_templates.update(options_section(("sd", "Stable Diffusion", "sd"), {
     "cache_fp16_weight": OptionInfo(False, "Cache FP16 weight for LoRA"),
     "textual_inversion_add_hashes_to_infotext": OptionInfo(True, "Add TI hashes to infotext"),
     "return_grid": OptionInfo(True, "Show grid in gallery"),
+    "infotext_skip_pasting": OptionInfo([], "Disregard fields from pasted infotext"),
     "quicksettings_list": OptionInfo(["sd_model_checkpoint"], "Quicksettings list"),
 }))
 

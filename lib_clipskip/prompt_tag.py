@@ -1,0 +1,148 @@
+"""``<clipskip:…>`` in a prompt: an extra-network tag that sets that prompt's value.
+
+Forms: ``<clipskip:N>`` (every encoder), ``<clipskip:N:G>`` (SDXL CLIP-L N, OpenCLIP-G G) and
+the named ``<clipskip:l=N>``, ``<clipskip:g=G>``, ``<clipskip:l=N:g=G>``; ``auto`` or ``0`` means the
+Settings default.  Because it is an extra network, the host strips it from the text, puts it in
+the cond-cache key (``extra_network_data``) and calls ``activate`` once per batch (and again for
+the hires prompt) with the tags of the batch's first prompt; it works in styles, prompts from
+file and the API like ``<lora:…>``.
+
+Precedence (DESIGN §2): an XYZ cell beats the tag, the tag beats the panel.  With no tag,
+``activate`` restores the panel's request, so a batch without a tag does what the panel says.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from lib_clipskip import generation
+from lib_clipskip.values import ClipSkipRequest, ClipSkipValueError, parse_value
+
+log = logging.getLogger("sd-webui-clipskip")
+
+NAME = "clipskip"
+SOURCE = "prompt tag"
+#: Set on ``p`` by ``before_process``: the panel's (or XYZ cell's) request, restored when no tag.
+PANEL_ATTRIBUTE = "clipskip_panel_request"
+
+_NAMES = {"l": "clip_skip", "clip_l": "clip_skip", "n": "clip_skip", "g": "clip_skip_g", "clip_g": "clip_skip_g"}
+
+
+def _value(raw: Any, what: str) -> float | None:
+    text = str(raw).strip()
+    if text.lower() in ("auto", "0", "0.0"):
+        return None
+    return parse_value(text, what=what)
+
+
+def parse_items(items: list[Any]) -> tuple[float | None, float | None]:
+    """``(clip_skip, clip_skip_g)`` of one tag's ``:``-separated items; raises ClipSkipValueError."""
+    positional: list[Any] = []
+    named: dict[str, Any] = {}
+    for item in items:
+        text = str(item)
+        if "=" in text:
+            key, _, value = text.partition("=")
+            field = _NAMES.get(key.strip().lower())
+            if field is None:
+                raise ClipSkipValueError(f"unknown name {key.strip()[:20]!r} (use l= or g=)")
+            if field in named:
+                raise ClipSkipValueError(f"{key.strip()[:20]} is given twice")
+            named[field] = value
+        else:
+            positional.append(text)
+    if len(positional) > 2:
+        raise ClipSkipValueError("too many values (at most N and G)")
+    if not positional and not named:
+        raise ClipSkipValueError("no value")
+    fields = dict(zip(("clip_skip", "clip_skip_g"), positional))
+    for key, value in named.items():
+        if key in fields:
+            raise ClipSkipValueError(f"{'l' if key == 'clip_skip' else 'g'} is given twice")
+        fields[key] = value
+    clip_skip = _value(fields["clip_skip"], "CLIP skip") if "clip_skip" in fields else None
+    clip_skip_g = _value(fields["clip_skip_g"], "OpenCLIP-G CLIP skip") if "clip_skip_g" in fields else None
+    return clip_skip, clip_skip_g
+
+
+def describe(params: Any) -> str:
+    items = getattr(params, "items", params)
+    return f"<{NAME}:{':'.join(map(str, items or []))}>"[:80]
+
+
+def request_from_tag(params_list: list[Any], defaults) -> tuple[ClipSkipRequest | None, list[str]]:
+    """The request of the last usable tag (and messages for the others); None when none is usable."""
+    messages: list[str] = []
+    if len(params_list) > 1:
+        messages.append(f"{len(params_list)} <clipskip:…> tags in one prompt; the last one is used.")
+    for params in reversed(params_list):
+        items = list(getattr(params, "items", None) or [])
+        try:
+            clip_skip, clip_skip_g = parse_items(items)
+        except ClipSkipValueError as error:
+            messages.append(f"Ignored the tag {describe(params)}: {error}")
+            continue
+        return ClipSkipRequest(True, clip_skip, clip_skip_g, SOURCE, defaults), messages
+    return None, messages
+
+
+def activate(p: Any, params_list: list[Any]) -> None:
+    """``ExtraNetwork.activate``: set this batch's request from its tag, or restore the panel's."""
+    from lib_clipskip import extension, infotext, settings
+
+    options = settings.current()
+    if not options.enabled:
+        return  # master toggle off: no tag handling at all (the host still strips the tag)
+    panel = vars(p).get(PANEL_ATTRIBUTE)
+    if isinstance(getattr(p, extension.XYZ_ATTRIBUTE, None), ClipSkipRequest):
+        if params_list:
+            _tell(p, "An X/Y/Z plot cell sets CLIP skip; the <clipskip:…> tag is ignored for this cell.", options)
+        return
+    request, messages = request_from_tag(list(params_list or []), options.defaults)
+    for message in messages:
+        _tell(p, message, options)
+    if request is None:
+        if panel is not None or generation.state_of(p) is not None:
+            generation.set_request(p, panel if panel is not None else ClipSkipRequest())
+        return
+    generation.set_request(p, request)
+    state = generation.state_of(p)
+    if state is not None:
+        state.quiet = not options.console_warnings
+    infotext.install(p)
+
+
+def _tell(p: Any, message: str, options: Any) -> None:
+    state = generation.state_of(p)
+    if state is not None:
+        state.note(message)
+    elif options.console_warnings:
+        log.warning("CLIP skip: %s", message)
+
+
+def network(base_class: type) -> Any:
+    """An instance of a subclass of the host's ``extra_networks.ExtraNetwork`` named "clipskip"."""
+
+    class ClipSkipNetwork(base_class):
+        def __init__(self):
+            super().__init__(NAME)
+
+        def activate(self, p, params_list):
+            try:
+                activate(p, params_list)
+            except Exception:  # never cost the user the image
+                log.exception("CLIP skip: could not apply the <clipskip:…> tag")
+
+        def deactivate(self, p):
+            pass
+
+    return ClipSkipNetwork()
+
+
+def register() -> None:
+    """Register the tag (``script_callbacks.on_before_ui``: ``extra_networks.initialize()`` clears
+    the registry after scripts load)."""
+    from modules import extra_networks
+
+    extra_networks.register_extra_network(network(extra_networks.ExtraNetwork))
