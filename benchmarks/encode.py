@@ -94,6 +94,43 @@ def disabled_overhead(runs: int) -> float:
     return round(disabled / without - 1, 4)
 
 
+def xyz_grid_figure(runs: int, k: int = 4) -> dict[str, float]:
+    """A K-cell X/Y/Z grid over ``[CLIP skip] value`` 1..K (SD1 real shape, stand-in A1111) against
+    K independent generations at the same values; every run starts with an empty cond cache.
+    Encoder passes are counted as calls of the text encoder's first layer."""
+    from webui import WebUI
+
+    from lib_clipskip.encode import encoder_layers
+
+    ui = WebUI("a1111")
+    try:
+        ui.load("sd1", real=True)
+        passes = [0]
+        encoder_layers(ui.shared.sd_model.cond_stage_model.wrapped.transformer)[0].register_forward_hook(
+            lambda *_: passes.__setitem__(0, passes[0] + 1))
+
+        def fresh(p):
+            p.cached_c, p.cached_uc = [None, None], [None, None]  # shallow cell copies share these
+            return p
+
+        def independent() -> None:
+            for value in range(1, k + 1):
+                ui.run(fresh(ui.txt2img("a photo of a cat", enabled=True, clip_skip=value, seed=1)))
+
+        def grid() -> None:
+            ui.xyz(fresh(ui.txt2img("a photo of a cat", enabled=False, seed=1)), x=("[CLIP skip] value", f"1-{k}"))
+
+        counted = {}
+        for name, fn in (("independent", independent), ("grid", grid)):
+            passes[0] = 0
+            fn()
+            counted[name] = passes[0]
+        alone, in_grid = median_pair(independent, grid, runs)
+    finally:
+        ui.close()
+    return {"k": k, "ratio": round(in_grid / alone, 3), "passes_grid": counted["grid"], "passes_independent": counted["independent"]}
+
+
 def expected_ratio(depth: int, n: int) -> float:
     return round((depth - n + 1) / depth, 3)
 
@@ -110,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         "sdxl_l": encoder_ratios("clip_l", final_ln=False, needs_pooled=False, runs=runs),
         "sdxl_g": encoder_ratios("clip_g", final_ln=False, needs_pooled=True, runs=runs),
         "disabled_overhead": disabled_overhead(runs),
+        "xyz_grid": xyz_grid_figure(runs),
     }
     if args.json:
         print(json.dumps(result))
@@ -123,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
             targets = "  ".join(f"{1.03 * expected_ratio(depth, int(n)):.3f}" for n in result[key])
             print(f"{label:17} {cells}   target <= {targets}")
     print(f"disabled extension: {result['disabled_overhead'] * 100:+.2f} % of a generation (target <= 1 %)")
+    grid = result["xyz_grid"]
+    print(f"X/Y/Z grid of K={grid['k']} values / {grid['k']} separate generations: {grid['ratio']:.3f}; encoder passes "
+          f"{grid['passes_grid']} vs {grid['passes_independent']} (one per distinct prompt: positive + negative)")
     return 0
 
 

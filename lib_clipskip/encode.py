@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from lib_clipskip import layercache
 from lib_clipskip.values import LayerPick
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,10 @@ def shaped_forward(
         try:
             kwargs["output_hidden_states"] = True
             kwargs["return_dict"] = True
-            if needs_pooled:
+            reused = layercache.reused_outputs(model, original_forward, args, kwargs)  # an X/Y/Z grid's one full pass
+            if reused is not None:
+                outputs = reused
+            elif needs_pooled:
                 # the pooled output comes from the full last layer: every layer must run
                 outputs = original_forward(*args, **kwargs)
             else:

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from lib_clipskip import generation, infotext, prompt_tag, settings
+from lib_clipskip import generation, infotext, prompt_tag, settings, xyz
 from lib_clipskip.hosts import HostAdapter, detect
 from lib_clipskip.values import ClipSkipRequest, request_from_args
 
@@ -42,7 +42,7 @@ def before_process(p: Any, script_args: Sequence[Any]) -> None:
             generation.detach(p)
             return
         request = request_for(p, script_args)
-        generation.attach(p, request, adapter())
+        xyz.begin_cell(p, generation.attach(p, request, adapter()))
         _remember(p, request, options)
     except Exception:  # never cost the user the image: the host just runs without us
         log.exception("CLIP skip: could not set up this generation; the host's own CLIP skip is used")
@@ -59,4 +59,6 @@ def _remember(p: Any, request: ClipSkipRequest, options: settings.Settings) -> N
 
 
 def finish(p: Any) -> generation.GenerationState | None:
-    return generation.detach(p)
+    state = generation.detach(p)
+    xyz.finish_cell(p, state)  # inside an X/Y/Z grid: compare this cell's conditioning with the others
+    return state

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lib_clipskip.hosts.base import HostAdapter
+from lib_clipskip.layercache import HiddenStateCache, reusing, scope_key
 from lib_clipskip.plan import SkipPlan, resolve
 from lib_clipskip.values import ClipSkipRequest
 
@@ -41,6 +42,7 @@ class GenerationState:
     plans: list[SkipPlan] = field(default_factory=list)  # every plan an encode ran with, in order
     failed: bool = False
     active_plan: SkipPlan | None = None
+    hidden_states: HiddenStateCache | None = None  # an X/Y/Z grid's full passes, shared by its cells
     quiet: bool = False  # Settings: no compatibility warnings in the console
     batches: dict[int, list[SkipPlan]] = field(default_factory=dict)  # p.iteration -> plans used (infotext)
     failed_batches: set[int] = field(default_factory=set)  # iterations where an encode fell back to the host
@@ -136,10 +138,21 @@ def _conds_with_plan(p: Any, state: GenerationState, original: Any, args: tuple,
     failed_before = state.failed
     state.failed = False
     try:
-        with stack:
+        with stack, reusing(state.hidden_states, _grid_scope(state, args, kwargs)):
             result = host_only()
     finally:
         state.active_plan = None
         failed_now, state.failed = state.failed, state.failed or failed_before
     state.record_plan(plan, getattr(p, "iteration", 0), ok=not failed_now)
     return result
+
+
+def _grid_scope(state: GenerationState, args: tuple, kwargs: dict) -> tuple | None:
+    """The host's cond-cache key minus prompts and skip, for reusing an X/Y/Z grid's full passes."""
+    if state.hidden_states is None:
+        return None
+    try:
+        return scope_key(state.adapter.current_model(), state.adapter.shared().opts, args, kwargs)
+    except Exception:  # no reuse: this call encodes on its own
+        log.exception("CLIP skip: could not key the X/Y/Z grid's encoder reuse")
+        return None

@@ -2,7 +2,7 @@
 
 from modules import script_callbacks, scripts
 
-from lib_clipskip import extension, infotext, panel, prompt_tag, settings
+from lib_clipskip import extension, infotext, panel, prompt_tag, settings, xyz
 
 
 class ClipSkipScript(scripts.Script):
@@ -34,3 +34,9 @@ class ClipSkipScript(scripts.Script):
 script_callbacks.on_ui_settings(settings.register)
 script_callbacks.on_before_ui(prompt_tag.register)
 script_callbacks.on_infotext_pasted(infotext.on_pasted)
+
+
+# X/Y/Z axes: now (API-only mode builds its UI before on_before_ui) and again before the UI
+# (deduplicated by label; a UI reload loads a fresh xyz module and runs both again)
+xyz.register()
+script_callbacks.on_before_ui(xyz.register)

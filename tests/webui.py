@@ -12,11 +12,14 @@ import webui_models
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT_FILE = ROOT / "scripts" / "clipskip.py"
+#: the host's root ``scripts/`` folder is listed before extensions' scripts, so X/Y/Z loads first
+XYZ_FILE = Path(standin.HERE) / "{host}" / "scripts" / "xyz_grid.py"
 
 
 class WebUI:
-    def __init__(self, host: str, config_file: Path | None = None):
+    def __init__(self, host: str, config_file: Path | None = None, api_only: bool = False):
         self.host = host
+        self.api_only = api_only  # --nowebui: Api.__init__ builds the UI (ui()) before on_before_ui runs
         self.shared = standin.use(host)
         if config_file is not None:
             self.shared.load_config(config_file)
@@ -26,9 +29,14 @@ class WebUI:
         self.scripts = importlib.import_module("modules.scripts")
         self.processing = importlib.import_module("modules.processing")
         self.callbacks = importlib.import_module("modules.script_callbacks")
+        self.load_scripts()
+
+    def load_scripts(self):
+        """``modules.scripts.load_scripts`` then the UI: also what "Reload UI" does."""
         self.scripts.scripts_data.clear()
         self.scripts.reported_errors.clear()
         self.callbacks.clear_callbacks()
+        self.xyz_module = self.scripts.register_scripts_from_file(str(XYZ_FILE).format(host=self.host))
         self.module = self.scripts.register_scripts_from_file(str(SCRIPT_FILE))
         self.runners = {}
         self.build_ui()
@@ -37,13 +45,16 @@ class WebUI:
         import gradio as gr
 
         self.callbacks.ui_settings_callback()
-        self.callbacks.before_ui_callback()
+        if not self.api_only:
+            self.callbacks.before_ui_callback()
         with gr.Blocks() as self.demo:
             for tab, is_img2img in (("txt2img", False), ("img2img", True)):
                 runner = self.scripts.ScriptRunner()
                 runner.initialize_scripts(is_img2img)
                 runner.setup_ui()
                 self.runners[tab] = runner
+        if self.api_only:
+            self.callbacks.before_ui_callback()
 
     # --- models ---------------------------------------------------------------------------
     def load(self, family: str, real: bool = False, seed: int = 0, name: str | None = None):
@@ -87,6 +98,33 @@ class WebUI:
 
     def run(self, p):
         return self.processing.process_images(p)
+
+    # --- X/Y/Z plot -----------------------------------------------------------------------
+    def xyz_script(self, tab: str = "txt2img"):
+        return self.runners[tab].script("X/Y/Z plot")
+
+    def axis_labels(self, tab: str = "txt2img") -> list[str]:
+        return [option.label for option in self.xyz_script(tab).current_axis_options]
+
+    def xyz_args(self, p, x=("Nothing", ""), y=("Nothing", ""), z=("Nothing", ""), tab="txt2img", **flags):
+        """``p.script_args`` selecting the X/Y/Z plot with axes given as ``(label, values)``."""
+        script = self.xyz_script(tab)
+        labels = self.axis_labels(tab)
+        args = list(p.script_args)
+        args[0] = self.runners[tab].selectable_scripts.index(script) + 1
+        axes = []
+        for label, values in (x, y, z):
+            axes += [labels.index(label), values, values if isinstance(values, list) else []]
+        options = dict(draw_legend=True, include_lone_images=False, include_sub_grids=False, no_fixed_seeds=False,
+                       vary_seeds_x=False, vary_seeds_y=False, vary_seeds_z=False, margin_size=0, csv_mode=False)
+        options.update(flags)
+        args[script.args_from:script.args_to] = axes + list(options.values())
+        return args
+
+    def xyz(self, p, x=("Nothing", ""), y=("Nothing", ""), z=("Nothing", ""), tab="txt2img", **flags):
+        """Run a grid the way ``modules.txt2img`` does: ``scripts.run(p, *p.script_args)``."""
+        p.script_args = self.xyz_args(p, x, y, z, tab, **flags)
+        return self.runners[tab].run(p, *p.script_args)
 
     def options_snapshot(self) -> str:
         return json.dumps(self.shared.opts.data, sort_keys=True, default=str)

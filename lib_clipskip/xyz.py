@@ -1,0 +1,448 @@
+"""CLIP-skip axes for the WebUI's built-in X/Y/Z plot (``scripts/xyz_grid.py``), and what a grid learns.
+
+Axes (webui-internals §3.4): ``[CLIP skip] value`` (SDXL: both encoders), ``[CLIP skip] SDXL
+CLIP-L`` and ``[CLIP skip] SDXL OpenCLIP-G``.  They are appended to the xyz module's own
+``axis_options`` (found through ``scripts.scripts_data``, module name ``"xyz_grid.py"``), at
+import and again in ``on_before_ui``, once per label.
+
+- Values: ``prepare`` parses lists and the plot's numeric ranges (``1-4``, ``1-3 (+0.5)``,
+  ``1-2 [3]``, ``1,1.5,2``) and raises a one-sentence ``ClipSkipValueError`` before any cell runs.
+- Each cell's ``apply`` stores a ``ClipSkipRequest`` (source ``"xyz"``) on that cell's ``p``
+  (``extension.XYZ_ATTRIBUTE``), merged with the other CLIP-skip axis of the same cell and with
+  the panel; the host's own "Clip skip" axis (an option override) is left alone.
+- Labels say what the value does on the loaded model, ``(no effect)`` when it can't change it.
+- While a grid runs (the xyz ``Script.run`` is wrapped once), a ``GridSession`` on the grid's
+  ``p`` — copied by reference into every cell — holds the grid's encoder passes
+  (``layercache``: one full pass per prompt) and a record of every cell's conditioning, so
+  cells that got identical conditioning from different CLIP-skip settings are reported in the
+  console and the grid's infotext and comments, with the layers they resolved to.
+
+No module-level state: everything a grid knows lives on its ``p``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from lib_clipskip.layercache import HiddenStateCache, tensor_digest
+from lib_clipskip.plan import ModelInfo
+from lib_clipskip.values import (
+    CLIP_G_SDXL,
+    ClipSkipRequest,
+    ClipSkipValueError,
+    Family,
+    format_value,
+    parse_value,
+    pick_layers,
+    request_from_args,
+)
+
+log = logging.getLogger("sd-webui-clipskip")
+
+#: the request an XYZ cell carries (kept equal to ``extension.XYZ_ATTRIBUTE``; not imported to stay light)
+XYZ_ATTRIBUTE = "clipskip_xyz"
+#: the running grid's session, on the grid's ``p`` and (shallow copies) every cell's
+GRID_ATTRIBUTE = "clipskip_grid"
+XYZ_MODULE_NAMES = ("xyz_grid.py", "scripts.xyz_grid")
+PANEL_TITLE = "CLIP skip"
+#: more cells than this from one axis is a typo (``1-12 (+0.001)``), not a comparison
+MAX_VALUES = 100
+_WRAPPED = "__clipskip_wrapped__"
+
+
+@dataclass(frozen=True)
+class Axis:
+    label: str
+    target: str  # "value", "clip_l" or "clip_g"
+    short: str  # what a cell label and a message call it
+
+    def applies_to(self, value_field: str) -> bool:
+        return self.target == "value" or value_field == ("clip_skip_g" if self.target == "clip_g" else "clip_skip")
+
+
+AXIS_VALUE = Axis("[CLIP skip] value", "value", "CLIP skip")
+AXIS_CLIP_L = Axis("[CLIP skip] SDXL CLIP-L", "clip_l", "CLIP-L")
+AXIS_CLIP_G = Axis("[CLIP skip] SDXL OpenCLIP-G", "clip_g", "OpenCLIP-G")
+AXES = (AXIS_VALUE, AXIS_CLIP_L, AXIS_CLIP_G)
+
+# --- values ---------------------------------------------------------------------------------
+
+_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
+_RANGE = re.compile(rf"\s*({_NUMBER})\s*-\s*({_NUMBER})\s*(?:\(\s*({_NUMBER})\s*\)|\[\s*(\d+)\s*\])?\s*")
+_RANGE_HELP = "use numbers and ranges such as 1-4, 1-3 (+0.5), 1-2 [3] or 1, 1.5, 2"
+
+
+def parse_axis_values(text: Any, what: str = AXIS_VALUE.label) -> list[float]:
+    """The cell values of an axis; raises ``ClipSkipValueError`` naming the bad item."""
+    items = [str(item) for item in text] if isinstance(text, (list, tuple)) else str(text if text is not None else "").split(",")
+    values: list[float] = []
+    for item in (item.strip() for item in items):
+        if not item:
+            continue
+        match = _RANGE.fullmatch(item)
+        if match is None:
+            try:
+                values.append(parse_value(item, what=what))
+            except ClipSkipValueError as error:
+                raise ClipSkipValueError(f"{error} ({_RANGE_HELP}).") from None
+        else:
+            values += _expand_range(item, match, what)
+        if len(values) > MAX_VALUES:
+            raise ClipSkipValueError(f"{what}: more than {MAX_VALUES} values; {_RANGE_HELP}.")
+    if not values:
+        raise ClipSkipValueError(f"{what} has no values; {_RANGE_HELP}.")
+    return values
+
+
+def _expand_range(item: str, match: re.Match, what: str) -> list[float]:
+    start, end = float(match.group(1)), float(match.group(2))
+    if match.group(4) is not None:
+        count = int(match.group(4))
+        if count < 1:
+            raise ClipSkipValueError(f"{what} {item!r}: the count in [ ] must be at least 1.")
+        raw = [start] if count == 1 else [start + (end - start) * i / (count - 1) for i in range(count)]
+    else:
+        step = float(match.group(3)) if match.group(3) is not None else (1.0 if end >= start else -1.0)
+        if step == 0 or (end - start) * step < 0:
+            raise ClipSkipValueError(f"{what} {item!r}: the step {format_value(abs(step)) if step else 0} never reaches {match.group(2)}.")
+        count = math.floor((end - start) / step + 1e-9) + 1
+        if count > MAX_VALUES:
+            raise ClipSkipValueError(f"{what} {item!r} makes {count} values (at most {MAX_VALUES}).")
+        raw = [start + step * i for i in range(count)]
+    return [parse_value(round(value, 6), what=f"{what} {item!r}:") for value in raw]
+
+
+def cell_value(raw: Any) -> float:
+    """The axis ``type``: idempotent on parsed values, so the host's cast changes nothing."""
+    return parse_value(raw, what=AXIS_VALUE.label)
+
+
+def confirm(p: Any, values: list) -> None:
+    for value in values:
+        parse_value(value, what=AXIS_VALUE.label)
+
+
+# --- one cell ---------------------------------------------------------------------------------
+
+def panel_request(p: Any) -> ClipSkipRequest:
+    """What the panel (or the API's args) asked for this generation; disabled = auto."""
+    runner = getattr(p, "scripts", None)
+    for script in getattr(runner, "alwayson_scripts", None) or ():
+        try:
+            if script.title() == PANEL_TITLE:
+                request = request_from_args(list(p.script_args[script.args_from:script.args_to])).request
+                return request if request.enabled else ClipSkipRequest(defaults=request.defaults)
+        except Exception:
+            log.exception("CLIP skip: could not read the panel for an X/Y/Z cell")
+    return ClipSkipRequest()
+
+
+def request_for_cell(p: Any, axis: Axis, value: float) -> ClipSkipRequest:
+    """This cell's request: the axis value over the cell's other CLIP-skip axis, over the panel."""
+    base = vars(p).get(XYZ_ATTRIBUTE)
+    if not isinstance(base, ClipSkipRequest):
+        base = panel_request(p)
+    if axis.target == "value":
+        return replace(base, enabled=True, clip_skip=value, clip_skip_g=value, source="xyz")
+    if axis.target == "clip_g":
+        return replace(base, enabled=True, clip_skip_g=value, source="xyz")
+    # CLIP-L only: OpenCLIP-G keeps what it would have had, even though clip_skip changes
+    g_value = base.value_for(Family.SDXL, CLIP_G_SDXL)
+    return replace(base, enabled=True, clip_skip=value, clip_skip_g=g_value, source="xyz")
+
+
+def make_apply(axis: Axis):
+    def apply(p: Any, x: Any, xs: Any) -> None:
+        vars(p)[XYZ_ATTRIBUTE] = request_for_cell(p, axis, cell_value(x))
+
+    return apply
+
+
+def loaded_model_info() -> ModelInfo | None:
+    from lib_clipskip import extension
+
+    adapter = extension.adapter()
+    return adapter.inspect(adapter.current_model()).info
+
+
+def effect(axis: Axis, value: float, info: ModelInfo) -> tuple[list[str], list[str]]:
+    """(encoders the value changes, why the others don't) on a loaded model."""
+    if info.family is Family.OTHER or not info.slots:
+        return [], [info.no_effect_reason or f"{info.label} has no CLIP text encoder"]
+    applied, skipped = [], []
+    slots = [slot for slot in info.slots if axis.applies_to(slot.spec.value_field)]
+    if not slots:
+        return [], [f"{info.label} has no {axis.short} encoder"]
+    for slot in slots:
+        spec = slot.spec
+        try:
+            pick = pick_layers(value, spec.depth)
+        except ClipSkipValueError:
+            skipped.append(f"{spec.label} has {spec.depth} layers")
+            continue
+        if pick.layers_needed > slot.loaded_depth:
+            skipped.append(f"{spec.label} is loaded with {slot.loaded_depth} layers")
+            continue
+        applied.append(spec.label)
+    return applied, skipped
+
+
+def make_format(axis: Axis):
+    def format_label(p: Any, opt: Any, x: Any) -> str:
+        text = f"{axis.short}: {format_value(float(x))}"
+        try:
+            info = loaded_model_info()
+        except Exception:
+            log.exception("CLIP skip: could not inspect the loaded model for an X/Y/Z label")
+            return text
+        if info is None:
+            return text
+        applied, skipped = effect(axis, float(x), info)
+        if not applied:
+            return f"{text} (no effect)"
+        if skipped:
+            return f"{text} ({', '.join(applied)} only)"
+        return text
+
+    return format_label
+
+
+# --- registration -----------------------------------------------------------------------------
+
+def find_xyz_module() -> Any:
+    """The xyz module the host loaded (not ``import scripts.xyz_grid``: that would be a second copy)."""
+    from modules import scripts
+
+    for data in getattr(scripts, "scripts_data", ()):
+        if getattr(data.script_class, "__module__", None) in XYZ_MODULE_NAMES:
+            return data.module
+    return None
+
+
+def make_option(module: Any, axis: Axis) -> Any:
+    apply, label = make_apply(axis), make_format(axis)
+    if "prepare" in inspect.signature(module.AxisOption).parameters:
+        prepare = functools.partial(parse_axis_values, what=axis.label)
+        return module.AxisOption(axis.label, cell_value, apply, format_value=label, confirm=confirm, prepare=prepare)
+    # an older plot without ``prepare``: its float ranges, then our check
+    return module.AxisOption(axis.label, float, apply, format_value=label, confirm=confirm)
+
+
+def register() -> bool:
+    """Add the axes to the loaded X/Y/Z plot once (by label) and wrap its ``run``; False if there is none."""
+    try:
+        module = find_xyz_module()
+        if module is None:
+            log.debug("CLIP skip: no X/Y/Z plot script is loaded; no axes added")
+            return False
+        present = {getattr(option, "label", None) for option in module.axis_options}
+        for axis in AXES:
+            if axis.label not in present:
+                module.axis_options.append(make_option(module, axis))
+        wrap_run(module)
+        return True
+    except Exception:  # the plot still works without our axes
+        log.exception("CLIP skip: could not add the X/Y/Z plot axes")
+        return False
+
+
+def wrap_run(module: Any) -> None:
+    script_class = getattr(module, "Script", None)
+    original = getattr(script_class, "run", None)
+    if original is None or getattr(original, _WRAPPED, False):
+        return
+
+    @functools.wraps(original)
+    def run(self: Any, p: Any, *args: Any, **kwargs: Any) -> Any:
+        session = GridSession()
+        previous = vars(p).get(GRID_ATTRIBUTE)
+        vars(p)[GRID_ATTRIBUTE] = session
+        try:
+            processed = original(self, p, *args, **kwargs)
+        finally:
+            session.close()
+            if previous is None:
+                vars(p).pop(GRID_ATTRIBUTE, None)
+            else:
+                vars(p)[GRID_ATTRIBUTE] = previous
+        try:
+            session.report(processed)
+        except Exception:
+            log.exception("CLIP skip: could not compare the X/Y/Z cells")
+        return processed
+
+    setattr(run, _WRAPPED, True)
+    script_class.run = run
+
+
+# --- what a grid learns -----------------------------------------------------------------------
+
+def conditioning_digest(obj: Any) -> str:
+    """An exact identity of every tensor and number in a conditioning structure (A1111 or Forge)."""
+    digest = hashlib.blake2b(digest_size=16)
+    seen: set[int] = set()
+
+    def walk(item: Any, depth: int) -> None:
+        if depth > 32:
+            return
+        if hasattr(item, "detach") and hasattr(item, "dtype"):
+            digest.update(repr(tensor_digest(item)).encode())
+        elif isinstance(item, dict):
+            for key in sorted(item, key=str):
+                digest.update(f"<{key}>".encode())
+                walk(item[key], depth + 1)
+        elif isinstance(item, (list, tuple)):
+            digest.update(f"[{len(item)}".encode())
+            for element in item:
+                walk(element, depth + 1)
+        elif item is None or isinstance(item, (bool, int, float, str)):
+            digest.update(repr(item).encode())
+        elif hasattr(item, "__dict__") and id(item) not in seen:
+            seen.add(id(item))
+            walk(vars(item), depth + 1)
+
+    walk(obj, 0)
+    return digest.hexdigest()
+
+
+@dataclass
+class CellRecord:
+    number: int
+    asked: str  # what the cell's CLIP-skip settings were
+    digest: str
+    resolved: str  # which layers each encoder used
+    notes: tuple[str, ...] = ()
+
+
+def describe_request(p: Any, state: Any) -> str:
+    parts = []
+    request = getattr(state, "request", None)
+    if request is not None and request.source == "xyz":
+        if request.clip_skip_g is None or request.clip_skip_g == request.clip_skip:
+            parts.append(f"CLIP skip {format_value(request.clip_skip)}" if request.clip_skip is not None else "CLIP skip auto")
+        else:
+            l_text = format_value(request.clip_skip) if request.clip_skip is not None else "auto"
+            parts.append(f"CLIP-L {l_text}, OpenCLIP-G {format_value(request.clip_skip_g)}")
+    host = (getattr(p, "override_settings", None) or {}).get("CLIP_stop_at_last_layers")
+    if host is not None:
+        parts.append(f"host Clip skip {host}")
+    return "; ".join(parts)
+
+
+def _layer_text(value: float, depth: int) -> str:
+    try:
+        pick = pick_layers(value, depth)
+    except ClipSkipValueError:
+        return f"{format_value(value)} (beyond {depth} layers)"
+    if pick.weight == 0:
+        return f"layer {pick.upper} of {depth}"
+    return f"between layers {pick.lower} and {pick.upper} of {depth}"
+
+
+def describe_resolved(state: Any) -> str:
+    """Which layer each encoder of the loaded model used: our plan where it applied, else the host's."""
+    info = loaded_model_info()
+    if info is None or not info.slots:
+        return f"the host's own encode ({info.no_effect_reason if info else 'no model'})"
+    plans = getattr(state, "plans", None) or []
+    plan = plans[0] if plans else None
+    parts = []
+    for slot in info.slots:
+        ours = plan.value_of(slot.spec.name) if plan is not None else None
+        value = ours if ours is not None else slot.host_value
+        whose = "" if ours is not None else " (host)"
+        parts.append(f"{slot.spec.label} {_layer_text(value, slot.spec.depth)}{whose}")
+    return f"{', '.join(parts)} on {info.label} ({info.host})"
+
+
+@dataclass
+class GridSession:
+    """One X/Y/Z grid: its encoder passes and its cells' conditioning, on the grid's ``p``."""
+
+    cache: HiddenStateCache = field(default_factory=HiddenStateCache)
+    cells: list[CellRecord] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+    def record(self, p: Any, state: Any) -> None:
+        conds = [getattr(p, name, None) for name in ("c", "uc", "hr_c", "hr_uc")]
+        if conds[0] is None:
+            return  # the cell produced nothing to compare
+        self.cells.append(CellRecord(
+            number=len(self.cells) + 1,
+            asked=describe_request(p, state),
+            digest=conditioning_digest(conds),
+            resolved=describe_resolved(state),
+            notes=tuple(getattr(state, "messages", ()) or ()),
+        ))
+
+    def identical_cells(self) -> list[str]:
+        groups: dict[str, list[CellRecord]] = {}
+        for cell in self.cells:
+            groups.setdefault(cell.digest, []).append(cell)
+        messages = []
+        for cells in groups.values():
+            asked = list(dict.fromkeys(cell.asked for cell in cells))
+            if len(asked) < 2:
+                continue  # same settings, same conditioning: nothing to explain
+            names = ", ".join(f"{cell.number} ({cell.asked or 'no CLIP skip setting'})" for cell in cells)
+            resolved = list(dict.fromkeys(cell.resolved for cell in cells))
+            if len(resolved) == 1:
+                why = f"all resolve to the same layers: {resolved[0]}"
+            else:
+                why = "their layers differ (" + "; ".join(resolved) + ") but produced the same output"
+            notes = list(dict.fromkeys(note for cell in cells for note in cell.notes))
+            message = f"X/Y/Z cells {names} got identical conditioning: {why}."
+            if notes:
+                message += " " + " ".join(notes)
+            messages.append(message)
+        return messages
+
+    def close(self) -> None:
+        self.cache.clear()
+
+    def report(self, processed: Any) -> None:
+        self.messages = self.identical_cells()
+        if self.cache.passes or self.cache.reuses:
+            log.info("CLIP skip: X/Y/Z grid ran %d full encoder pass(es) and reused them %d time(s)",
+                     self.cache.passes, self.cache.reuses)
+        if not self.messages:
+            return
+        for message in self.messages:
+            log.warning("CLIP skip: %s", message)
+        text = " ".join(self.messages)
+        infotexts = getattr(processed, "infotexts", None)
+        if infotexts and isinstance(infotexts[0], str):
+            infotexts[0] = f"{infotexts[0]}, CLIP skip note: {json.dumps(text, ensure_ascii=False)}"
+        comments = getattr(processed, "comments", "") or ""
+        processed.comments = f"{comments}{text}\n"
+
+
+def session_of(p: Any) -> GridSession | None:
+    session = vars(p).get(GRID_ATTRIBUTE) if hasattr(p, "__dict__") else None
+    return session if isinstance(session, GridSession) else None
+
+
+def begin_cell(p: Any, state: Any) -> None:
+    """A cell's generation starts: let its encodes reuse the grid's full passes."""
+    session = session_of(p)
+    if session is not None and state is not None:
+        state.hidden_states = session.cache
+
+
+def finish_cell(p: Any, state: Any) -> None:
+    """A cell's generation ends (``postprocess``): remember what conditioning it got."""
+    session = session_of(p)
+    if session is None:
+        return
+    try:
+        session.record(p, state)
+    except Exception:
+        log.exception("CLIP skip: could not record an X/Y/Z cell")
