@@ -346,12 +346,18 @@ def create_infotext(p, all_prompts, all_seeds, all_subseeds, comments=None, iter
         "Size": f"{p.width}x{p.height}",
         "Clip skip": None if clip_skip <= 1 else clip_skip,
     }
-    for key, value in p.extra_generation_params.items():
-        if callable(value):
-            value = value(**locals())
-        elif isinstance(value, list):
-            value = value[index] if index < len(value) else None
-        generation_params[key] = value
+    generation_params.update(p.extra_generation_params)
+    for key, value in generation_params.items():
+        try:  # the host reports a failing key and drops it; the infotext is still written
+            if isinstance(value, list):
+                generation_params[key] = value[index]
+            elif callable(value):
+                generation_params[key] = value(**locals())
+        except Exception:
+            from standin_common.scripts import report
+
+            report(f'Error creating infotext for key "{key}"')
+            generation_params[key] = None
     params_text = ", ".join([k if k == v else f"{k}: {quote(v)}" for k, v in generation_params.items() if v is not None])
     negative = f"\nNegative prompt: {all_negative_prompts[index]}" if all_negative_prompts[index] else ""
     return f"{all_prompts[index]}{negative}\n{params_text}".strip()
