@@ -115,8 +115,8 @@ class WebUI:
         axes = []
         for label, values in (x, y, z):
             axes += [labels.index(label), values, values if isinstance(values, list) else []]
-        options = dict(draw_legend=True, include_lone_images=False, include_sub_grids=False, no_fixed_seeds=False,
-                       vary_seeds_x=False, vary_seeds_y=False, vary_seeds_z=False, margin_size=0, csv_mode=False)
+        options = {"draw_legend": True, "include_lone_images": False, "include_sub_grids": False, "no_fixed_seeds": False,
+                   "vary_seeds_x": False, "vary_seeds_y": False, "vary_seeds_z": False, "margin_size": 0, "csv_mode": False}
         options.update(flags)
         args[script.args_from:script.args_to] = axes + list(options.values())
         return args
