@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,8 +44,11 @@ def before_process(p: Any, script_args: Sequence[Any]) -> None:
             generation.detach(p)
             return
         request = request_for(p, script_args)
-        xyz.begin_cell(p, generation.attach(p, request, adapter()))
+        state = generation.attach(p, request, adapter())
+        xyz.begin_cell(p, state)
         _remember(p, request, options)
+        if state is not None and options.console_warnings:
+            warn_about_files(p, script_args)
     except Exception:  # never cost the user the image: the host just runs without us
         log.exception("CLIP skip: could not set up this generation; the host's own CLIP skip is used")
         generation.detach(p)
@@ -56,6 +61,41 @@ def _remember(p: Any, request: ClipSkipRequest, options: settings.Settings) -> N
     if state is not None:
         state.quiet = not options.console_warnings
         infotext.install(p)
+
+
+#: (message, time) of recent console warnings: X/Y/Z cells and repeated generations say each once a minute
+_recent_warnings: collections.OrderedDict[str, float] = collections.OrderedDict()
+WARNING_REPEAT_SECONDS = 60.0
+
+
+def warn_about_files(p: Any, script_args: Sequence[Any]) -> list[str]:
+    """Log the compatibility warnings of the prompt's LoRAs and embeddings at this generation's values."""
+    from lib_clipskip import panel
+
+    try:
+        prompt = p.prompt if isinstance(p.prompt, str) else (p.prompt or [""])[0]
+        cell = getattr(p, XYZ_ATTRIBUTE, None)
+        if isinstance(cell, ClipSkipRequest):
+            script_args = [True, cell.clip_skip or 0, cell.clip_skip_g or 0]
+        shown = panel.view(*list(script_args)[:3], prompt, adapter=adapter())
+        lines = []
+        for reference, report in shown.files:
+            if report is None:
+                lines.append(f"{reference.name}: {reference.problem}")
+                continue
+            lines += [f"{reference.name} [{warning.code}]: {warning.message}" for warning in report.warnings]
+    except Exception:
+        log.exception("CLIP skip: could not check the prompt's LoRAs and embeddings")
+        return []
+    now = time.monotonic()
+    fresh = [line for line in lines if now - _recent_warnings.get(line, -WARNING_REPEAT_SECONDS) >= WARNING_REPEAT_SECONDS]
+    for line in fresh:
+        _recent_warnings[line] = now
+        _recent_warnings.move_to_end(line)
+        log.warning("CLIP skip: %s", line)
+    while len(_recent_warnings) > 256:
+        _recent_warnings.popitem(last=False)
+    return fresh
 
 
 def finish(p: Any) -> generation.GenerationState | None:
