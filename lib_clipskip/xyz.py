@@ -262,6 +262,10 @@ def wrap_run(module: Any) -> None:
 
     @functools.wraps(original)
     def run(self: Any, p: Any, *args: Any, **kwargs: Any) -> Any:
+        from lib_clipskip import settings
+
+        if not settings.current().enabled:  # Settings master toggle off: the host's plot, untouched
+            return original(self, p, *args, **kwargs)
         session = GridSession()
         previous = vars(p).get(GRID_ATTRIBUTE)
         vars(p)[GRID_ATTRIBUTE] = session
