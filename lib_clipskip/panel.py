@@ -389,6 +389,33 @@ def refresh_outputs(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str 
                 gr.update(), gr.update())
 
 
+class RefreshTickets:
+    """Per browser session, the newest refresh.  gradio 3 answers unqueued events in parallel
+    threads, so a slow answer to an older prompt could otherwise land after the newer one."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counter = 0
+        self._newest: dict[str, int] = {}
+
+    @staticmethod
+    def _session(request: Any) -> str:
+        return str(getattr(request, "session_hash", None) or "")
+
+    def take(self, request: Any) -> int:
+        with self._lock:
+            self._counter += 1
+            self._newest[self._session(request)] = self._counter
+            if len(self._newest) > 1024:  # sessions come and go; keep the newest ones
+                for key in list(self._newest)[:512]:
+                    del self._newest[key]
+            return self._counter
+
+    def is_newest(self, request: Any, ticket: int) -> bool:
+        with self._lock:
+            return self._newest.get(self._session(request), ticket) == ticket
+
+
 def build(elem_id: Callable[[str], str], input_accordion: Callable[..., Any], title: str, tab: str = "txt2img") -> Panel:
     import gradio as gr
 
@@ -415,8 +442,16 @@ def build(elem_id: Callable[[str], str], input_accordion: Callable[..., Any], ti
 
     slider_id, accordion_id = elem_id("clip_skip"), elem_id("enabled")
 
-    def on_refresh(enabled_value, clip_skip_value, clip_skip_g_value, prompt_value):
-        return refresh_outputs(enabled_value, clip_skip_value, clip_skip_g_value, prompt_value, slider_id, accordion_id)
+    latest = RefreshTickets()
+
+    def on_refresh(enabled_value, clip_skip_value, clip_skip_g_value, prompt_value, request):
+        ticket = latest.take(request)
+        result = refresh_outputs(enabled_value, clip_skip_value, clip_skip_g_value, prompt_value, slider_id, accordion_id)
+        if not latest.is_newest(request, ticket):  # a later refresh of this page is under way or done: keep its answer
+            return [gr.update() for _ in result]
+        return result
+
+    on_refresh.__annotations__["request"] = gr.Request  # gradio injects it by this (real, not postponed) annotation
 
     inputs = [enabled, clip_skip, clip_skip_g, prompt]
     outputs = [status, files, clip_skip, clip_skip_g]

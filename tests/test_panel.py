@@ -290,3 +290,16 @@ def test_js_and_css_use_only_prefixed_names_that_the_panel_makes():
         others = [c for c in re.findall(r"(?<![\w-])\.([a-z][\w-]*)", css) if not c.startswith("clipskip")]
         if source is css:
             assert not others, others
+
+
+def test_a_stale_refresh_never_overwrites_a_newer_one():
+    from types import SimpleNamespace
+
+    from lib_clipskip.panel import RefreshTickets
+
+    tickets, me, other = RefreshTickets(), SimpleNamespace(session_hash="a"), SimpleNamespace(session_hash="b")
+    older = tickets.take(me)
+    newer = tickets.take(me)
+    theirs = tickets.take(other)  # another browser's refresh does not make mine stale
+    assert not tickets.is_newest(me, older)
+    assert tickets.is_newest(me, newer) and tickets.is_newest(other, theirs)

@@ -129,7 +129,8 @@ def test_panel_in_the_browser(browser, serve, screenshot, host_webui, injected_h
 
     # a prompt with a LoRA trained at clip skip 2 and an unreadable file
     browser.type_text("txt2img_prompt", "a man standing in a forest <lora:anime_style:0.8> <lora:broken:1>")
-    files = browser.wait_for_text(FILES, "trained at clip skip 2")
+    browser.wait_for_text(FILES, "trained at clip skip 2")
+    files = browser.wait_for_text(FILES, "unreadable")  # typing refreshes as the prompt grows: wait for the whole prompt's list
     assert "anime_style" in files and "trained-clip-skip-mismatch" in files
     assert "broken" in files and "unreadable" in files  # the bad file shows its reason; the rest still shows
     assert js(browser, f"return document.querySelectorAll('#{FILES} .clipskip-row-warning').length") == 1
