@@ -317,3 +317,16 @@ def test_a1111_sd2_and_sdxl_generations(a1111):
     host_l3 = sampled(host_run(a1111, host_skip=3))
     a1111.shared.opts.sdxl_clip_l_skip = False
     assert_same(sampled(our_run(a1111, clip_skip=3, clip_skip_g=2)), host_l3)
+
+
+def test_a1111_family_comes_from_the_encoder_classes_not_their_names(a1111):
+    """An SDXL CLIP-L wrapper is not an SD1 model, even though both encoders are called clip_l."""
+    import types
+
+    from lib_clipskip.hosts.a1111 import A1111Adapter
+
+    sdxl = a1111.build("sdxl")
+    clip_l_only = types.SimpleNamespace(conditioner=types.SimpleNamespace(embedders=[sdxl.conditioner.embedders[0]]))
+    info = A1111Adapter().inspect(clip_l_only).info
+    assert info.family.value == "other" and "not a CLIP model this extension knows" in info.no_effect_reason
+    assert A1111Adapter().inspect(sdxl).info.family.value == "sdxl"

@@ -21,11 +21,12 @@ _WRAPPERS = {
     "FrozenOpenCLIPEmbedderWithCustomWords": CLIP_H_SD2,
     "FrozenOpenCLIPEmbedder2WithCustomWords": CLIP_G_SDXL,
 }
+# the set of encoders found -> the family (by spec: SD1's CLIP-L is not SDXL's)
 _FAMILIES = {
-    ("clip_l",): Family.SD1,
-    ("clip_h",): Family.SD2,
-    ("clip_g", "clip_l"): Family.SDXL,
-    ("clip_g",): Family.SDXL_REFINER,
+    frozenset({CLIP_L_SD1}): Family.SD1,
+    frozenset({CLIP_H_SD2}): Family.SD2,
+    frozenset({CLIP_L_SDXL, CLIP_G_SDXL}): Family.SDXL,
+    frozenset({CLIP_G_SDXL}): Family.SDXL_REFINER,
 }
 
 
@@ -59,7 +60,7 @@ class A1111Adapter(HostAdapter):
                 from lib_clipskip.hosts.open_clip import open_clip_handle
 
                 handles[spec.name] = open_clip_handle(wrapper.wrapped, spec)
-        family = _FAMILIES.get(tuple(sorted(handles)))
+        family = _FAMILIES.get(frozenset(handle.slot.spec for handle in handles.values()))
         if family is None:
             return LoadedModel(ModelInfo(
                 Family.OTHER, self.name,
