@@ -64,10 +64,6 @@ def blend(hidden_states: Sequence[Any], pick: LayerPick) -> Any:
     return torch.lerp(upper, hidden_states[pick.lower], pick.weight)
 
 
-class EncodeFailure(RuntimeError):
-    """Our encode could not run; the host's own encode was used instead."""
-
-
 def shaped_forward(
     model: Any,
     original_forward: Callable[..., Any],
