@@ -68,9 +68,6 @@ class SkipPlan:
     def changes_anything(self) -> bool:
         return any(e.value != e.host_value for e in self.encoders)
 
-    def describe(self) -> str:
-        return ", ".join(f"{e.name} {format_value(e.value)}" for e in self.encoders)
-
 
 @dataclass(frozen=True)
 class Resolution:

@@ -9,24 +9,12 @@ from __future__ import annotations
 import types
 
 from modules.options import OptionInfo, Options, options_section
+from standin_common.shared_options import common_options
 
 options_templates = {}
 options_templates.update(options_section(("sd", "Stable Diffusion", "sd"), {
-    "sd_model_checkpoint": OptionInfo(None, "Stable Diffusion checkpoint"),
-    "sdxl_clip_l_skip": OptionInfo(False, "Clip skip SDXL"),
+    **common_options(),
     "CLIP_stop_at_last_layers": OptionInfo(1, "(Managed by Forge)", None, infotext="Clip skip"),
-    "comma_padding_backtrack": OptionInfo(20, "Prompt word wrap length limit"),
-    "emphasis": OptionInfo("Original", "Emphasis mode", infotext="Emphasis"),
-    "use_old_scheduling": OptionInfo(False, "Use old prompt editing timelines"),
-    "persistent_cond_cache": OptionInfo(True, "Persistent cond cache"),
-    "hires_fix_use_firstpass_conds": OptionInfo(False, "For hires fix, calculate conds of second pass using extra networks of first pass"),
-    "sdxl_crop_left": OptionInfo(0, "SDXL crop left"),
-    "sdxl_crop_top": OptionInfo(0, "SDXL crop top"),
-    "fp8_storage": OptionInfo("Disable", "FP8 weight"),
-    "cache_fp16_weight": OptionInfo(False, "Cache FP16 weight for LoRA"),
-    "textual_inversion_add_hashes_to_infotext": OptionInfo(True, "Add TI hashes to infotext"),
-    "return_grid": OptionInfo(True, "Show grid in gallery"),
-    "infotext_skip_pasting": OptionInfo([], "Disregard fields from pasted infotext"),
     "quick_setting_list": OptionInfo([], "Quicksettings list"),
 }))
 
