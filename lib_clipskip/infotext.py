@@ -107,10 +107,10 @@ def batch_plan(p: Any, iteration: Any = None) -> tuple[generation.GenerationStat
 
 def _host_written(p: Any) -> Any:
     """What the host itself writes for "Clip skip" (both hosts: omitted when <= 1; Forge casts to int)."""
-    try:
-        from modules import shared
+    from lib_clipskip.hosts.base import webui_shared
 
-        value = getattr(p, "clip_skip", shared.opts.CLIP_stop_at_last_layers)
+    try:
+        value = getattr(p, "clip_skip", webui_shared().opts.CLIP_stop_at_last_layers)
         number = float(value)
     except Exception:
         return None

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from lib_clipskip.hosts.base import webui_queue_lock
 from lib_clipskip.values import (
     CLIP_G_SDXL,
     CLIP_H_SD2,
@@ -305,15 +306,6 @@ def files_html(shown: View, slider_id: str = "", accordion_id: str = "") -> str:
 _explore_lock = threading.Lock()
 
 
-def _host_queue_lock() -> Any:
-    """The WebUI's generation lock (``modules.call_queue.queue_lock``), when there is one."""
-    try:
-        from modules import call_queue  # the host's own lock, held for every generation
-    except Exception:
-        return None
-    return getattr(call_queue, "queue_lock", None)
-
-
 _MESSAGE_CLASSES = {"info": "clipskip-info", "warning": "clipskip-warning", "error": "clipskip-error"}
 
 
@@ -334,7 +326,7 @@ def explore(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None, 
     sd_model = getattr(shared, "sd_model", None)
     if sd_model is None:
         return _message("No model is loaded: load a checkpoint, then try again.", "warning")
-    host_lock = _host_queue_lock()
+    host_lock = webui_queue_lock()
     if not _explore_lock.acquire(blocking=False):
         return _message("The layer explorer is already running.", "warning")
     try:

@@ -143,6 +143,7 @@ def network(base_class: type) -> Any:
 def register() -> None:
     """Register the tag (``script_callbacks.on_before_ui``: ``extra_networks.initialize()`` clears
     the registry after scripts load)."""
-    from modules import extra_networks
+    from lib_clipskip.hosts.base import webui_extra_networks
 
+    extra_networks = webui_extra_networks()
     extra_networks.register_extra_network(network(extra_networks.ExtraNetwork))

@@ -63,7 +63,9 @@ def register(shared: Any = None) -> None:
     import gradio as gr  # the component class is only needed once the settings UI is built
 
     if shared is None:
-        from modules import shared
+        from lib_clipskip.hosts.base import webui_shared
+
+        shared = webui_shared()
 
     for option in OPTIONS:
         if option.numeric:
@@ -118,8 +120,10 @@ def read(key: str, opts: Any = None) -> Any:
 
 
 def _opts() -> Any:
+    from lib_clipskip.hosts.base import webui_shared
+
     try:
-        from modules import shared
+        shared = webui_shared()
     except Exception:  # no WebUI (CLI, unit tests): defaults
         return None
     return getattr(shared, "opts", None)

@@ -219,9 +219,9 @@ def make_format(axis: Axis):
 
 def find_xyz_module() -> Any:
     """The xyz module the host loaded (not ``import scripts.xyz_grid``: that would be a second copy)."""
-    from modules import scripts
+    from lib_clipskip.hosts.base import webui_scripts
 
-    for data in getattr(scripts, "scripts_data", ()):
+    for data in getattr(webui_scripts(), "scripts_data", ()):
         if getattr(data.script_class, "__module__", None) in XYZ_MODULE_NAMES:
             return data.module
     return None

@@ -75,13 +75,41 @@ def host_skip_option(opts: Any) -> int:
     return int(number) if math.isfinite(number) else 1
 
 
+def webui_shared() -> Any:
+    """``modules.shared`` of the running WebUI (raises ImportError without one)."""
+    from modules import shared
+
+    return shared
+
+
+def webui_extra_networks() -> Any:
+    """``modules.extra_networks``: the registry ``<clipskip:…>`` joins."""
+    from modules import extra_networks
+
+    return extra_networks
+
+
+def webui_scripts() -> Any:
+    """``modules.scripts``: where the host keeps the script modules it loaded (the X/Y/Z plot)."""
+    from modules import scripts
+
+    return scripts
+
+
+def webui_queue_lock() -> Any:
+    """The WebUI's generation lock (``modules.call_queue.queue_lock``), or None without one."""
+    try:
+        from modules import call_queue
+    except Exception:
+        return None
+    return getattr(call_queue, "queue_lock", None)
+
+
 class HostAdapter:
     name = "host"
 
     def shared(self) -> Any:
-        from modules import shared
-
-        return shared
+        return webui_shared()
 
     def current_model(self) -> Any:
         return self.shared().sd_model
