@@ -16,7 +16,6 @@ installs nothing, so none of our code runs on the conditioning path.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,12 +39,13 @@ class GenerationState:
     adapter: HostAdapter
     messages: list[str] = field(default_factory=list)
     plans: list[SkipPlan] = field(default_factory=list)  # every plan an encode ran with, in order
-    failed: bool = False
     active_plan: SkipPlan | None = None
+    active_key: tuple | None = None  # the cond-cache key of the call under way (ours)
     hidden_states: HiddenStateCache | None = None  # an X/Y/Z grid's full passes, shared by its cells
     quiet: bool = False  # Settings: no compatibility warnings in the console
     batches: dict[int, list[SkipPlan]] = field(default_factory=dict)  # p.iteration -> plans used (infotext)
-    failed_batches: set[int] = field(default_factory=set)  # iterations where an encode fell back to the host
+    #: p.iteration -> why the host's own conditioning was used for (part of) that batch
+    fallbacks: dict[int, str] = field(default_factory=dict)
 
     def note(self, message: str) -> None:
         if message not in self.messages:
@@ -53,16 +53,16 @@ class GenerationState:
             if not self.quiet:
                 log.warning("CLIP skip: %s", message)
 
-    def record_failure(self, error: BaseException) -> None:
-        self.failed = True
-        self.note(f"the extension's encode failed ({type(error).__name__}: {error}); the host's own CLIP skip was used.")
+    def record_fallback(self, iteration: int, error: BaseException) -> None:
+        reason = f"{type(error.__cause__ or error).__name__}"
+        self.fallbacks.setdefault(iteration, reason)
+        self.note(f"the extension's encode failed ({type(error).__name__}: {error}); "
+                  "this conditioning was made the host's own way, at the host's own CLIP skip.")
 
-    def record_plan(self, plan: SkipPlan, iteration: int = 0, ok: bool = True) -> None:
+    def record_plan(self, plan: SkipPlan, iteration: int = 0) -> None:
         if plan not in self.plans:
             self.plans.append(plan)
-        if not ok:
-            self.failed_batches.add(iteration)
-        elif plan not in self.batches.setdefault(iteration, []):
+        if plan not in self.batches.setdefault(iteration, []):
             self.batches[iteration].append(plan)
 
 
@@ -82,7 +82,10 @@ def attach(p: Any, request: ClipSkipRequest, adapter: HostAdapter) -> Generation
     def cached_params(*args: Any, **kwargs: Any) -> Any:
         key = cls.cached_params(p, *args, **kwargs)
         plan = state.active_plan
-        return key if plan is None else (*key, plan.cache_key())
+        if plan is None:
+            return key
+        state.active_key = (*key, plan.cache_key())
+        return state.active_key
 
     def get_conds_with_caching(*args: Any, **kwargs: Any) -> Any:
         return _conds_with_plan(p, state, cls.get_conds_with_caching, args, kwargs)
@@ -110,9 +113,16 @@ def set_request(p: Any, request: ClipSkipRequest) -> None:
 
 
 def _conds_with_plan(p: Any, state: GenerationState, original: Any, args: tuple, kwargs: dict) -> Any:
+    """One ``get_conds_with_caching`` call with our plan; on any failure, the host's whole call instead.
+
+    The fallback reruns the host's own call from the start (its own cache key, its own TI
+    queueing), so a failed encode is never cached under our key and never loses embeddings.
+    """
+
     def host_only() -> Any:
         return original(p, *args, **kwargs)
 
+    iteration = getattr(p, "iteration", 0)
     try:
         loaded = state.adapter.inspect(state.adapter.current_model())
         resolution = resolve(state.request, loaded.info)
@@ -121,30 +131,40 @@ def _conds_with_plan(p: Any, state: GenerationState, original: Any, args: tuple,
         plan = resolution.plan
     except Exception as error:  # our bug must not cost the user the image
         log.exception("CLIP skip: could not inspect the loaded model")
-        state.record_failure(error)
+        state.record_fallback(iteration, error)
         return host_only()
     if plan is None:
         return host_only()
 
-    stack = contextlib.ExitStack()
+    errors: list[BaseException] = []
+    state.active_key = None
     try:
-        stack.enter_context(state.adapter.encoding(loaded, plan, state.record_failure))
-    except Exception as error:
-        stack.close()
-        log.exception("CLIP skip: could not prepare the text encoders")
-        state.record_failure(error)
-        return host_only()
-    state.active_plan = plan
-    failed_before = state.failed
-    state.failed = False
-    try:
-        with stack, reusing(state.hidden_states, _grid_scope(state, args, kwargs)):
-            result = host_only()
-    finally:
-        state.active_plan = None
-        failed_now, state.failed = state.failed, state.failed or failed_before
-    state.record_plan(plan, getattr(p, "iteration", 0), ok=not failed_now)
-    return result
+        with state.adapter.encoding(loaded, plan, errors.append), reusing(state.hidden_states, _grid_scope(state, args, kwargs)):
+            state.active_plan = plan
+            try:
+                result = host_only()
+            finally:
+                state.active_plan = None
+    except Exception as error:  # EncodeFallback from our forward, or anything else while ours was active
+        if not errors:
+            log.exception("CLIP skip: the conditioning failed with the extension's encode in place")
+            errors.append(error)
+    else:
+        if not errors:
+            state.record_plan(plan, iteration)
+            return result
+        # something between the encoder and the cache swallowed our failure: drop what it stored
+        _forget(args, kwargs, state.active_key)
+    state.record_fallback(iteration, errors[0])
+    return host_only()
+
+
+def _forget(args: tuple, kwargs: dict, key: tuple | None) -> None:
+    """Empty the host cache slot holding ``key`` (``get_conds_with_caching(function, prompts, steps, caches, …)``)."""
+    caches = kwargs.get("caches", args[3] if len(args) > 3 else None)
+    for cache in caches or ():
+        if key is not None and cache[0] == key:
+            cache[0] = None
 
 
 def _grid_scope(state: GenerationState, args: tuple, kwargs: dict) -> tuple | None:

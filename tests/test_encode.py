@@ -1,11 +1,13 @@
 """Truncated encoding on real ``transformers`` CLIP text models, small and at the real SD shapes."""
 
+import threading
+
 import pytest
 import torch
 from clip_models import SHAPES, build_text_model, build_tokenizer, small
 from webui_models import TOKENIZER_DIR
 
-from lib_clipskip.encode import encoder_layers, layers_limited_to, run_blocks, skipping
+from lib_clipskip.encode import EncodeFallback, encoder_layers, run_blocks, skipping
 from lib_clipskip.values import pick_layers
 
 
@@ -90,31 +92,69 @@ def test_transformers_5_flat_layout_is_supported(tokens):
     assert len(runs) == 11 and torch.equal(out.hidden_states[-2], full.hidden_states[-2])
 
 
+def no_hooks(model):
+    return all(not layer._forward_hooks for layer in encoder_layers(model))
+
+
 def test_everything_is_restored_when_the_caller_raises(tokens):
     _ids, vocab = tokens
     model = build_text_model(small("clip_l"), vocab)
     layers = encoder_layers(model)
     with pytest.raises(RuntimeError, match="host failed"), skipping(model, pick_layers(2, 12), needs_pooled=False):
         raise RuntimeError("host failed")
-    assert "forward" not in vars(model) and encoder_layers(model) is layers
-    with pytest.raises(ValueError), layers_limited_to(model, 3):
-        assert len(encoder_layers(model)) == 3
-        raise ValueError
-    assert encoder_layers(model) is layers
+    assert "forward" not in vars(model) and encoder_layers(model) is layers and no_hooks(model)
 
 
-def test_a_failure_inside_our_forward_falls_back_to_the_host_pass(tokens, monkeypatch):
+def test_a_failure_inside_our_forward_asks_the_host_to_redo_the_call(tokens, monkeypatch):
     ids, vocab = tokens
     model = build_text_model(small("clip_l"), vocab)
-    full = reference(model, ids)
     errors = []
     from lib_clipskip import encode
 
     monkeypatch.setattr(encode, "blend", lambda *_: (_ for _ in ()).throw(RuntimeError("boom")))
-    with torch.no_grad(), skipping(model, pick_layers(2, 12), needs_pooled=False, on_error=errors.append):
-        out = model(input_ids=ids, output_hidden_states=True)
-    assert [str(e) for e in errors] == ["boom"]
-    assert torch.equal(out.last_hidden_state, full.last_hidden_state)
+    scope = skipping(model, pick_layers(2, 12), needs_pooled=False, on_error=errors.append)
+    with torch.no_grad(), scope, pytest.raises(EncodeFallback, match="boom") as raised:
+        model(input_ids=ids, output_hidden_states=True)
+    assert [str(e) for e in errors] == ["boom"] and isinstance(raised.value.__cause__, RuntimeError)
+    assert "forward" not in vars(model) and no_hooks(model)
+
+
+def test_other_threads_see_the_whole_encoder_while_one_encodes_truncated(tokens):
+    """gradio answers panel refreshes in other threads during a generation: they must see the
+    model as it is (all layers, the original forward), and their passes must not be cut short."""
+    ids, vocab = tokens
+    model = build_text_model(small("clip_l"), vocab)
+    full = reference(model, ids)
+    layers = encoder_layers(model)
+    seen = {}
+    inside = threading.Event()
+    release = threading.Event()
+
+    def other_thread():
+        inside.wait(10)
+        seen["depth"] = len(encoder_layers(model))
+        with torch.no_grad():  # a whole pass through the hooked layers, from this other thread
+            seen["out"] = model(input_ids=ids, output_hidden_states=True)
+        release.set()
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+
+    main = threading.get_ident()
+
+    def block_in_layer(_module, _inputs, _output):
+        if threading.get_ident() == main:
+            inside.set()
+            assert release.wait(10)  # the other thread runs while our truncated pass is between layers
+
+    handle = layers[0].register_forward_hook(block_in_layer)
+    with torch.no_grad(), skipping(model, pick_layers(3, 12), needs_pooled=False):
+        ours = model(input_ids=ids, output_hidden_states=True)
+        handle.remove()
+    worker.join(10)
+    assert seen["depth"] == 12
+    assert len(seen["out"].hidden_states) == 13 and torch.equal(seen["out"].last_hidden_state, full.last_hidden_state)
+    assert torch.equal(ours.hidden_states[-1], full.hidden_states[-3])
 
 
 def test_run_blocks_for_openclip_style_towers():

@@ -11,10 +11,11 @@ They are not ``transformers`` models but the upstream wrappers around an OpenCLI
   returns ``{"penultimate": NLD, "last": NLD}`` (raw, no LayerNorm); ``encode_with_transformer``
   builds the pooled output from ``ln_final(d["last"])`` and A1111 reads ``d[wrapped.layer]``.
 
-For one block we replace the instance's ``text_transformer_forward``: SD2 runs only the blocks
-the value needs and returns the chosen state (LND); bigG runs every block (the pooled output
-needs the true last layer) and returns the chosen state under ``"penultimate"`` and the true
-last layer under ``"last"``.  Any error inside falls back to the original method.
+For one block we replace the instance's ``text_transformer_forward`` (for the installing
+context only: another thread calling it gets the original): SD2 runs only the blocks the value
+needs and returns the chosen state (LND); bigG runs every block (the pooled output needs the
+true last layer) and returns the chosen state under ``"penultimate"`` and the true last layer
+under ``"last"``.  Any error inside raises ``EncodeFallback``: the host redoes the whole call.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from lib_clipskip import layercache
-from lib_clipskip.encode import blend, patched_attribute, run_blocks
-from lib_clipskip.hosts.base import EncoderHandle, ErrorSink
+from lib_clipskip.encode import EncodeFallback, ErrorSink, blend, patched_attribute, run_blocks, scoped_method
+from lib_clipskip.hosts.base import EncoderHandle
 from lib_clipskip.plan import EncoderPlan, EncoderSlot
 from lib_clipskip.values import EncoderSpec
 
@@ -67,7 +68,7 @@ def all_states(blocks: Any, x: Any) -> list:
     return states
 
 
-def open_clip_forward(wrapped: Any, original: Any, plan: EncoderPlan, as_dict: bool, on_error: ErrorSink):
+def open_clip_forward(wrapped: Any, plan: EncoderPlan, as_dict: bool, on_error: ErrorSink):
     """A ``text_transformer_forward`` for ``wrapped`` that encodes at ``plan``'s layer."""
     own_layer = getattr(wrapped, "layer", _CHOSEN_KEY)
 
@@ -82,20 +83,19 @@ def open_clip_forward(wrapped: Any, original: Any, plan: EncoderPlan, as_dict: b
             if not as_dict:
                 return chosen  # LND; upstream permutes back and applies ln_final
             if own_layer != _CHOSEN_KEY:
-                # A1111 reads d[wrapped.layer] after we return; the scope restores it
+                # A1111 reads d[wrapped.layer] after we return; the scope restores it.  (Only a
+                # model configured with layer="last" gets here: a plain attribute, seen by all threads.)
                 object.__setattr__(wrapped, "layer", _CHOSEN_KEY)
             return {_CHOSEN_KEY: chosen.permute(1, 0, 2), "last": last.permute(1, 0, 2)}
-        except Exception as error:  # never kill a generation: the host's own pass instead
+        except Exception as error:  # never kill a generation: the host redoes the call its own way
             log.exception(
-                "CLIP skip: OpenCLIP encode at %s failed on %s; using the host's own encode",
+                "CLIP skip: OpenCLIP encode at %s failed on %s; the host's own encode is used",
                 plan.value, type(wrapped).__name__)
             try:
                 on_error(error)
             except Exception:
                 log.exception("CLIP skip: the error handler failed")
-            if as_dict and getattr(wrapped, "layer", own_layer) != own_layer:
-                object.__setattr__(wrapped, "layer", own_layer)  # the host reads its own layer again
-            return original(x, attn_mask=attn_mask)
+            raise EncodeFallback(f"{type(error).__name__}: {error}") from error
 
     return text_transformer_forward
 
@@ -107,16 +107,15 @@ def open_clip_handle(wrapped: Any, spec: EncoderSpec) -> EncoderHandle:
 
     @contextlib.contextmanager
     def scope(plan: EncoderPlan, on_error: ErrorSink) -> Iterator[None]:
-        original = wrapped.text_transformer_forward
-        forward = open_clip_forward(wrapped, original, plan, as_dict, on_error)
+        forward = open_clip_forward(wrapped, plan, as_dict, on_error)
         with contextlib.ExitStack() as stack:
             if as_dict and hasattr(wrapped, "layer"):
                 stack.enter_context(patched_attribute(wrapped, "layer", wrapped.layer))  # snapshot, restored after
-            stack.enter_context(patched_attribute(wrapped, "text_transformer_forward", forward))
+            stack.enter_context(scoped_method(wrapped, "text_transformer_forward", lambda _original, _token: forward))
             yield
 
     def capture(calls: list[list[Any]]) -> contextlib.AbstractContextManager[None]:
-        return patched_attribute(wrapped, "text_transformer_forward", recording_forward(wrapped, spec, calls))
+        return scoped_method(wrapped, "text_transformer_forward", lambda _original, _token: recording_forward(wrapped, spec, calls))
 
     return EncoderHandle(slot, scope, capture, wrapped.model.ln_final)
 
