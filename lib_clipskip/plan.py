@@ -49,6 +49,9 @@ class EncoderPlan:
     host_value: float
 
 
+_ENCODER_ORDER = ("clip_l", "clip_h", "clip_g")
+
+
 @dataclass(frozen=True)
 class SkipPlan:
     """The values one generation applies; an encoder left out keeps the host's own behaviour."""
@@ -56,9 +59,17 @@ class SkipPlan:
     family: Family
     source: str
     encoders: tuple[EncoderPlan, ...]
+    #: encoders ours could not apply to, at the host's own value (our numbering), so that
+    #: infotext records what every encoder really used
+    kept: tuple[tuple[str, float], ...] = ()
 
     def value_of(self, name: str) -> float | None:
         return next((e.value for e in self.encoders if e.name == name), None)
+
+    def values(self) -> dict[str, float]:
+        """Every encoder's value, ours and the host's kept ones (CLIP-L, ViT-H, OpenCLIP-G order)."""
+        merged = {**{e.name: e.value for e in self.encoders}, **dict(self.kept)}
+        return dict(sorted(merged.items(), key=lambda item: _ENCODER_ORDER.index(item[0])))
 
     def cache_key(self) -> tuple:
         """Appended to the host's cond-cache key, so only our values decide a hit."""
@@ -85,13 +96,15 @@ def resolve(request: ClipSkipRequest, model: ModelInfo) -> Resolution:
 
     messages: list[str] = []
     encoders: list[EncoderPlan] = []
+    kept: list[tuple[str, float]] = []
     for slot in model.slots:
         spec = slot.spec
-        value = request.value_for(model.family, spec)
+        value = slot.host_value if request.follow_host else request.value_for(model.family, spec)
         try:
             pick = pick_layers(value, spec.depth)
         except ClipSkipValueError as error:
             messages.append(f"{spec.label}: {error} The host's own value is used.")
+            kept.append((spec.name, slot.host_value))
             continue
         if pick.layers_needed > slot.loaded_depth:
             messages.append(
@@ -99,11 +112,12 @@ def resolve(request: ClipSkipRequest, model: ModelInfo) -> Resolution:
                 f"{spec.depth}, which this host does not load ({slot.loaded_depth} layers); "
                 f"the host's own value {format_value(slot.host_value)} is used."
             )
+            kept.append((spec.name, slot.host_value))
             continue
         encoders.append(EncoderPlan(spec.name, value, pick, spec.needs_pooled, slot.host_value))
     if not encoders:
         return Resolution(None, tuple(messages))
-    return Resolution(SkipPlan(model.family, request.source, tuple(encoders)), tuple(messages))
+    return Resolution(SkipPlan(model.family, request.source, tuple(encoders), tuple(kept)), tuple(messages))
 
 
 def family_slots(family: Family, host_values: dict[str, float], loaded_depths: dict[str, int] | None = None):

@@ -277,8 +277,45 @@ def test_our_exception_falls_back_to_the_host_and_says_so(webui, monkeypatch, ca
     monkeypatch.setattr(encode, "blend", lambda *_: (_ for _ in ()).throw(RuntimeError("our bug")))
     p = our_run(webui, clip_skip=3)
     assert_same(sampled(p), sampled(host_run(webui)))
-    assert "the extension's encode failed (RuntimeError: our bug); the host's own CLIP skip was used." in caplog.text
+    assert ("the extension's encode failed (RuntimeError: our bug); this conditioning was made "
+            "the host's own way, at the host's own CLIP skip.") in caplog.text
     assert webui.scripts.reported_errors == []
+
+
+def test_a_failed_encode_is_the_hosts_whole_call_keeps_ti_and_is_never_cached_as_ours(webui, monkeypatch):
+    """A one-off failure (say out of memory) in the positive prompt's truncated encode: that
+    conditioning is the host's own, with the textual inversion the host queued for it; the
+    cache never holds it under our key; the infotext says so; the next generation is ours."""
+    webui.load("sd1")
+    width = webui.shared.sd_model.cond_stage_model.wrapped.transformer.config.hidden_size \
+        if webui.host == "a1111" else webui.shared.sd_model.text_processing_engine.text_encoder.transformer.config.hidden_size
+    torch.manual_seed(0)
+    webui.add_embedding("mystyle", torch.randn(2, width) * 3)
+    prompt = "a photo of mystyle cat"
+    without_ti = host_run(webui, "a photo of cat")
+    host = host_run(webui, prompt)
+    assert_differs(cond_tensors(host.c), cond_tensors(without_ti.c))  # the TI is really used
+    from lib_clipskip import encode
+
+    real_run_to, calls = encode.run_to, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # setup_conds: the negative prompt first, then the positive one
+            raise RuntimeError("CUDA out of memory")
+        return real_run_to(*args, **kwargs)
+
+    monkeypatch.setattr(encode, "run_to", flaky)
+    p = webui.txt2img(prompt, enabled=True, clip_skip=3)
+    text = webui.run(p).infotexts[0]
+    assert_same(cond_tensors(p.c), cond_tensors(host.c))  # the host's whole call: TI kept
+    ours_at_3 = host_run(webui, prompt, host_skip=3)
+    assert_same(cond_tensors(p.uc), cond_tensors(ours_at_3.uc))  # the negative prompt stayed ours
+    assert "CLIP skip ext failed: RuntimeError" in text and "CLIP skip ext:" not in text
+    assert "Clip skip:" not in text  # what the host wrote: its own 1
+    again = our_run(webui, prompt, clip_skip=3)  # the identical request, no failure now
+    assert_same(cond_tensors(again.c), cond_tensors(ours_at_3.c))  # ours: the fallback was not cached as ours
+    assert len(calls) == 4
 
 
 @pytest.mark.parametrize("bad", ["abc", float("nan"), -3, 0.4, 99])

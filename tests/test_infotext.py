@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from paste_helpers import paste_updates, paste_values
 from test_generation import assert_same, sampled
 
-from lib_clipskip import __version__, extension, infotext
+from lib_clipskip import __version__, extension, infotext, paste, request
 from lib_clipskip.plan import EncoderPlan, SkipPlan
 from lib_clipskip.values import FAMILY_ENCODERS, ClipSkipRequest, Family, format_value, pick_layers
 
@@ -86,7 +86,7 @@ def test_nothing_written_on_a_model_it_cannot_change(forge):
     assert "CLIP skip ext" not in processed.infotexts[0]
 
 
-def test_nothing_written_when_the_encode_failed(webui, monkeypatch):
+def test_only_the_failure_is_written_when_the_encode_failed(webui, monkeypatch):
     webui.load("sd1")
     adapter = extension.adapter()
 
@@ -95,17 +95,50 @@ def test_nothing_written_when_the_encode_failed(webui, monkeypatch):
 
     monkeypatch.setattr(type(adapter), "encoding", broken)
     _, processed = run(webui, enabled=True, clip_skip=3, override_settings={"CLIP_stop_at_last_layers": 2})
-    assert "CLIP skip ext" not in processed.infotexts[0]
-    assert "Clip skip: 2" in processed.infotexts[0]  # what the host itself did
+    text = processed.infotexts[0]
+    assert "CLIP skip ext:" not in text and "CLIP skip ext version" not in text
+    assert "Clip skip: 2" in text  # what the host itself did
+    assert "CLIP skip ext failed: RuntimeError" in text  # and that ours was not used
 
 
 def test_each_batch_describes_its_own_tag(webui):
+    """Per-batch prompts (Dynamic Prompts, wildcards) with and without a tag.  The hosts build each
+    image's infotext without ``iteration`` (batch-local lists and an index), the grid's with
+    ``use_main_prompt``: each names its own batch."""
     webui.load("sd1")
     _, processed = run(webui, ["a cat <clipskip:3>", "a cat <clipskip:2.5>", "a cat"], n_iter=3, enabled=False)
-    first, second, third = processed.infotexts
+    grid, first, second, third = processed.infotexts  # the grid first, as the host shows it
     assert "CLIP skip ext: 3," in first and "Clip skip: 3" in first
     assert "CLIP skip ext: 2.5," in second and "Clip skip" not in second
     assert "CLIP skip" not in third and "Clip skip" not in third
+    assert line(grid) == line(first)  # the grid describes the main (first) prompt
+
+
+@pytest.mark.parametrize("call, expected", [
+    # A1111 processing.py:1026 / Forge :1031, in batch 2's loop: batch-local lists, index in the batch
+    ({"all_prompts": ["c", "d"], "index": 1}, 2),
+    # Processed.infotext (A1111 :610): the job's lists, iteration and position
+    ({"all_prompts": list("abcdef"), "iteration": 1, "index": 3}, 1),
+    # the hires-fix / X/Y/Z callers: the job's lists and an index into them
+    ({"all_prompts": list("abcdef"), "index": 5}, 2),
+    # the grid: use_main_prompt
+    ({"all_prompts": ["c", "d"], "index": 0, "use_main_prompt": True}, 0),
+    # a caller of the old signature without an index
+    ({"iteration": 1}, 1),
+])
+def test_batch_number_from_each_hosts_call_shape(call, expected):
+    import types
+
+    p = types.SimpleNamespace(batch_size=2, iteration=2)
+    assert infotext.batch_number(p, **call) == expected
+
+
+def test_each_image_of_a_batch_of_two_describes_its_batch(webui):
+    webui.load("sd1")
+    prompts = ["a cat <clipskip:3>", "a cat <clipskip:3>", "a dog <clipskip:4>", "a dog <clipskip:4>"]
+    _, processed = run(webui, prompts, n_iter=2, batch_size=2, enabled=False)
+    assert ["CLIP skip ext: 3," in t for t in processed.infotexts[1:]] == [True, True, False, False]
+    assert ["CLIP skip ext: 4," in t for t in processed.infotexts[1:]] == [False, False, True, True]
 
 
 def test_xyz_cells_sharing_one_dict_each_describe_themselves(webui):
@@ -115,7 +148,7 @@ def test_xyz_cells_sharing_one_dict_each_describe_themselves(webui):
     for value in (None, 3, 4.5):
         cell = copy.copy(base)  # what XYZ does: a shallow copy, one extra_generation_params dict
         if value is not None:
-            setattr(cell, extension.XYZ_ATTRIBUTE, ClipSkipRequest(True, value, None, "xyz"))
+            request.set_cell(cell, value=value)
         cells.append(webui.run(cell).infotexts[0])
     assert cells[0].count("CLIP skip ext: 2,") == 1 and "source" not in cells[0]
     assert "CLIP skip ext: 3, CLIP skip ext source: xyz" in cells[1]
@@ -156,8 +189,8 @@ def test_every_value_set_round_trips_through_infotext(webui):
         pairs = {"Steps": 20, "Sampler": "Euler", "Seed": 1, **infotext.entries(plan)}
         text = "a cat, (red:1.2)\nNegative prompt: ugly\n" + ", ".join(f"{k}: {infotext_utils.quote(v)}" for k, v in pairs.items())
         params = infotext_utils.parse_generation_parameters(text)
-        infotext.on_pasted(text, params)
-        pasted = infotext.read(params, family)
+        paste.on_pasted(text, params)
+        pasted = paste.read(params, family)
         assert pasted.enabled is True
         request = ClipSkipRequest(True, pasted.clip_skip or None, pasted.clip_skip_g or None, source)
         for encoder in plan.encoders:
@@ -180,7 +213,47 @@ def test_generation_paste_generation_gives_the_same_image(webui):
         assert line(processed_again.infotexts[0]) == line(processed.infotexts[0])
 
 
+def test_sdxl_encoder_the_host_kept_is_written_and_replayed(webui):
+    """OpenCLIP-G at 40 can't apply (32 layers): G runs at the host's 2, and the infotext says
+    so, so that pasting it back replays G at 2, not at CLIP-L's value."""
+    webui.load("sdxl")
+    first, processed = run(webui, enabled=True, clip_skip=3, clip_skip_g=40)
+    assert "CLIP skip ext L: 3, CLIP skip ext G: 2," in processed.infotexts[0]
+    values = paste_values(webui, processed.infotexts[0])
+    assert (values["clip_skip"], values["clip_skip_g"]) == (3, 2)
+    again, _ = run(webui, enabled=True, clip_skip=values["clip_skip"], clip_skip_g=values["clip_skip_g"])
+    assert_same(sampled(first), sampled(again))
+
+
 # --- paste ----------------------------------------------------------------------------------------------
+
+def test_pasted_float_clip_skip_reaches_the_host_as_an_integer(webui):
+    """A1111 writes "Clip skip: 2.0" when its option holds a float; the host's own paste then does
+    ``int("2.0")`` in ``get_override_settings`` and fails.  The paste hook hands it "2"."""
+    from modules import infotext_utils
+
+    text = "a cat\nSteps: 20, Sampler: Euler, Seed: 1, Clip skip: 2.0"
+    with pytest.raises(ValueError):
+        infotext_utils.get_override_settings(params_of(text))  # the host alone
+    params = params_of(text)
+    paste.on_pasted(text, params)
+    assert params["Clip skip"] == "2"
+    assert infotext_utils.get_override_settings(params) == [("Clip skip", "CLIP_stop_at_last_layers", 2)]
+    assert paste_values(webui, text)["enabled"] is False  # a host value, not ours: the panel stays off
+
+
+def test_pasted_text_cannot_switch_off_the_clean_up(webui):
+    """``CLIP skip ext notes`` in a pasted text is just text: "Clip skip: 99" is still dropped."""
+    from modules import infotext_utils
+
+    text = "a cat\nSteps: 20, Sampler: Euler, Seed: 1, Clip skip: 99, CLIP skip ext notes: x"
+    params = params_of(text)
+    paste.on_pasted(text, params)
+    assert "Clip skip" not in params
+    assert infotext_utils.get_override_settings(params) == []
+    assert any("99" in note for note in paste.read(params).messages)
+
+
 
 ENABLED = {"enabled": True, "clip_skip": 5.0, "clip_skip_g": 6.0, "status": "old"}
 
@@ -217,7 +290,7 @@ def test_bad_host_clip_skip_is_not_offered_as_an_override(webui):
 
     text = "a cat\nSteps: 20, Sampler: Euler, Clip skip: 99, Seed: 1"
     params = params_of(text)
-    infotext.on_pasted(text, params)
+    paste.on_pasted(text, params)
     assert "Clip skip" not in params
     assert infotext_utils.get_override_settings(params) == []
 
@@ -231,7 +304,7 @@ def test_sdnext_values_are_translated_and_reported(webui):
     values = paste_values(webui, text)
     assert values["clip_skip"] == 2.5 and "on SDXL" in values["status"]
     params = params_of(text)
-    assert infotext.read(params, Family.SDXL).clip_skip == 2.5  # the API path: no callback, same reading
+    assert paste.read(params, Family.SDXL).clip_skip == 2.5  # the API path: no callback, same reading
 
 
 def test_comfyui_negative_numbers(webui):
@@ -240,7 +313,7 @@ def test_comfyui_negative_numbers(webui):
     assert values["enabled"] is True and values["clip_skip"] == 2.0
     assert "ComfyUI numbering" in values["status"]
     params = params_of("a cat\nSteps: 20, Sampler: Euler, Clip skip: -3, Seed: 1")
-    infotext.on_pasted("", params)
+    paste.on_pasted("", params)
     assert params["Clip skip"] == "3"  # the host's own override gets a value it can use
     values = paste_values(webui, "a cat\nSteps: 20, Sampler: Euler, CLIP skip ext: -4, Seed: 1")
     assert values["clip_skip"] == 4.0
@@ -260,7 +333,7 @@ def test_api_infotext_path_without_the_callback_reads_the_same(webui):
         fields = webui.runners["txt2img"].infotext_fields
         direct = [key(params_of(text)) for _, key in fields if callable(key)]
         params = params_of(text)
-        infotext.on_pasted(text, params)
+        paste.on_pasted(text, params)
         via_callback = [key(params) for _, key in fields if callable(key)]
         assert direct == via_callback
 
@@ -269,7 +342,7 @@ def test_paste_fields_are_named_for_send_to_img2img(webui):
     from modules import infotext_utils
 
     script = webui.script("txt2img")
-    assert script.paste_field_names == infotext.PASTE_FIELD_NAMES
+    assert script.paste_field_names == paste.PASTE_FIELD_NAMES
     fields = webui.runners["txt2img"].infotext_fields
     inputs, outputs = infotext_utils.send_to_fields(fields, webui.runners["img2img"].infotext_fields, script.paste_field_names)
     assert script.panel.clip_skip in inputs and webui.script("img2img").panel.clip_skip in outputs
@@ -290,8 +363,8 @@ def test_any_pasted_text_never_raises(webui, caplog):
         text = free + "\n" + ", ".join(f"{k}: {infotext_utils.quote(v)}" for k, v in pairs)
         for raw in (text, free):
             paste_updates(webui, raw)
-            infotext.read(params_of(raw))
-            infotext.read(dict(pairs))
+            paste.read(params_of(raw))
+            paste.read(dict(pairs))
         assert not webui.scripts.reported_errors
 
     with caplog.at_level(logging.ERROR):
@@ -306,5 +379,5 @@ def test_fractional_host_clip_skip_goes_to_the_panel_not_the_host(webui):
     values = paste_values(webui, text)
     assert values["enabled"] is True and values["clip_skip"] == 1.5 and "fractional" in values["status"]
     params = params_of(text)
-    infotext.on_pasted(text, params)
+    paste.on_pasted(text, params)
     assert "Clip skip" not in params and infotext_utils.get_override_settings(params) == []

@@ -8,8 +8,8 @@ import logging
 import pytest
 from test_generation import assert_differs, assert_same, sampled
 
-from lib_clipskip import extension, prompt_tag
-from lib_clipskip.values import ClipSkipRequest, ClipSkipValueError
+from lib_clipskip import prompt_tag, request
+from lib_clipskip.values import ClipSkipValueError
 
 # --- parsing (pure) ------------------------------------------------------------------------------
 
@@ -88,7 +88,7 @@ def test_tag_is_stripped_and_equals_the_panel_at_the_same_value(webui):
 def test_tag_beats_panel_and_no_tag_restores_the_panel_per_batch(webui):
     webui.load("sd1")
     p, processed = run(webui, ["a cat <clipskip:4>", "a cat"], enabled=True, clip_skip=2, n_iter=2)
-    first, second = processed.infotexts
+    _grid, first, second = processed.infotexts
     assert "CLIP skip ext: 4" in first and "source: prompt tag" in first
     assert "CLIP skip ext: 2" in second and "source" not in second
     tag_only, _ = run(webui, "a cat", enabled=True, clip_skip=4)
@@ -99,7 +99,7 @@ def test_tag_beats_panel_and_no_tag_restores_the_panel_per_batch(webui):
 def test_xyz_cell_beats_the_tag(webui):
     webui.load("sd1")
     p = webui.txt2img("a cat <clipskip:4>", enabled=False)
-    setattr(p, extension.XYZ_ATTRIBUTE, ClipSkipRequest(True, 3, None, "xyz"))
+    request.set_cell(p, value=3)
     processed = webui.run(p)
     assert "CLIP skip ext: 3" in processed.infotexts[0] and "source: xyz" in processed.infotexts[0]
     reference, _ = run(webui, "a cat", enabled=True, clip_skip=3)

@@ -61,6 +61,24 @@ class WebUI:
         self.shared.sd_model = webui_models.build_model(self.host, family, real=real, seed=seed, name=name)
         return self.shared.sd_model
 
+    def add_embedding(self, name: str, vectors):
+        """A textual inversion registered the way each host's database does after reading its file
+        (A1111: one database on ``model_hijack``; Forge: one per text-processing engine)."""
+        from standin_common.text_pipeline import Embedding
+
+        embedding = Embedding(vectors, name)
+        model = self.shared.sd_model
+        if self.host == "a1111":
+            from modules import sd_hijack
+
+            sd_hijack.model_hijack.embedding_db.register_embedding(embedding, model)
+            return embedding
+        for attribute in ("text_processing_engine", "text_processing_engine_l", "text_processing_engine_g"):
+            engine = getattr(model, attribute, None)
+            if engine is not None:
+                engine.embeddings.register_embedding(embedding)
+        return embedding
+
     def build(self, family: str, real: bool = False, seed: int = 0, name: str | None = None):
         return webui_models.build_model(self.host, family, real=real, seed=seed, name=name)
 

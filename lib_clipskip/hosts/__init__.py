@@ -8,9 +8,13 @@ inside functions only, so this package imports without a WebUI.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 
 from lib_clipskip.hosts.base import EncoderHandle, HostAdapter, LoadedModel
+
+#: what the user calls each host
+HOST_LABELS = {"a1111": "AUTOMATIC1111", "forge": "Forge"}
 
 
 def is_forge() -> bool:
@@ -30,4 +34,10 @@ def detect() -> HostAdapter:
     return A1111Adapter()
 
 
-__all__ = ["EncoderHandle", "HostAdapter", "LoadedModel", "detect", "is_forge"]
+@functools.lru_cache(maxsize=1)
+def current() -> HostAdapter:
+    """The running host's adapter (detected once per process)."""
+    return detect()
+
+
+__all__ = ["HOST_LABELS", "EncoderHandle", "HostAdapter", "LoadedModel", "current", "detect", "is_forge"]

@@ -33,7 +33,7 @@ _FAMILIES = {
 class A1111Adapter(HostAdapter):
     name = "a1111"
 
-    def inspect(self, sd_model: Any) -> LoadedModel:
+    def inspect(self, sd_model: Any, host_option: int | None = None) -> LoadedModel:
         if sd_model is None:
             return LoadedModel(ModelInfo(Family.OTHER, self.name, no_effect_reason="no model is loaded"))
         if getattr(sd_model, "is_sd3", False):
@@ -43,6 +43,7 @@ class A1111Adapter(HostAdapter):
         conditioner = getattr(sd_model, "conditioner", None)
         wrappers = list(conditioner.embedders) if conditioner is not None else [getattr(sd_model, "cond_stage_model", None)]
         opts = self.shared().opts
+        option = host_skip_option(opts) if host_option is None else host_option
         handles: dict[str, EncoderHandle] = {}
         for wrapper in wrappers:
             spec = _WRAPPERS.get(type(wrapper).__name__)
@@ -50,11 +51,11 @@ class A1111Adapter(HostAdapter):
                 continue  # not a text encoder (SDXL's size/crop embedders), or one we don't know
             if spec is CLIP_L_SD1:
                 text_model = wrapper.wrapped.transformer
-                slot = EncoderSlot(spec, loaded_depth(text_model), float(host_skip_option(opts)))
+                slot = EncoderSlot(spec, loaded_depth(text_model), float(option))
                 handles[spec.name] = transformers_handle(text_model, slot)
             elif spec is CLIP_L_SDXL:
                 text_model = wrapper.wrapped.transformer
-                slot = EncoderSlot(spec, loaded_depth(text_model), _sdxl_clip_l_host_value(wrapper, opts, spec.depth))
+                slot = EncoderSlot(spec, loaded_depth(text_model), _sdxl_clip_l_host_value(wrapper, opts, option, spec.depth))
                 handles[spec.name] = transformers_handle(text_model, slot)
             else:
                 from lib_clipskip.hosts.open_clip import open_clip_handle
@@ -70,9 +71,9 @@ class A1111Adapter(HostAdapter):
         return LoadedModel(ModelInfo(family, self.name, slots), handles)
 
 
-def _sdxl_clip_l_host_value(wrapper: Any, opts: Any, depth: int) -> float:
+def _sdxl_clip_l_host_value(wrapper: Any, opts: Any, option: int, depth: int) -> float:
     if getattr(opts, "sdxl_clip_l_skip", False) is True:
-        return float(host_skip_option(opts))
+        return float(option)
     if getattr(wrapper.wrapped, "layer", "hidden") == "last":
         return 1.0
     layer_idx = int(getattr(wrapper.wrapped, "layer_idx", depth - 1))

@@ -9,10 +9,9 @@ from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from lib_clipskip.encode import encoder_layers, final_layer_norm, patched_attribute, skipping
+from lib_clipskip.encode import ErrorSink, encoder_layers, final_layer_norm, scoped_method, skipping
 from lib_clipskip.plan import EncoderPlan, EncoderSlot, ModelInfo, SkipPlan
-
-ErrorSink = Callable[[BaseException], None]
+from lib_clipskip.values import Family
 
 
 @dataclass(frozen=True)
@@ -48,15 +47,15 @@ def transformers_handle(text_model: Any, slot: EncoderSlot) -> EncoderHandle:
         return skipping(text_model, plan.pick, plan.needs_pooled, on_error)
 
     def capture(calls: list[list[Any]]) -> ContextManager[None]:
-        original = text_model.forward
+        def recording(original: Callable[..., Any], _token: object) -> Callable[..., Any]:
+            def forward(*args: Any, **kwargs: Any) -> Any:
+                outputs = original(*args, **{**kwargs, "output_hidden_states": True})
+                calls.append([state.detach() for state in outputs.hidden_states])
+                return outputs
 
-        def forward(*args: Any, **kwargs: Any) -> Any:
-            kwargs["output_hidden_states"] = True
-            outputs = original(*args, **kwargs)
-            calls.append([state.detach() for state in outputs.hidden_states])
-            return outputs
+            return forward
 
-        return patched_attribute(text_model, "forward", forward)
+        return scoped_method(text_model, "forward", recording)
 
     return EncoderHandle(slot, scope, capture, final_layer_norm(text_model))
 
@@ -114,8 +113,23 @@ class HostAdapter:
     def current_model(self) -> Any:
         return self.shared().sd_model
 
-    def inspect(self, sd_model: Any) -> LoadedModel:
+    def inspect(self, sd_model: Any, host_option: int | None = None) -> LoadedModel:
+        """What is loaded and what the host does by itself (``host_value``, our numbering) — at
+        its current ``Clip skip`` option, or at ``host_option`` (the host's numbering)."""
         raise NotImplementedError
+
+    def reproducing_option(self, family: Family, values: list[float]) -> int | None:
+        """The host's own ``Clip skip`` option that gives the same conditioning as ``values`` (our
+        numbering, one per encoder of ``family``), or None when it has none.  A1111 v1.10.1 follows
+        the option only on SD1 (``sd_hijack_clip.py:351``; SD2 and SDXL ignore it, or CLIP-L alone
+        with "Clip skip SDXL", which infotext does not record)."""
+        if family is Family.SD1 and len(values) == 1 and float(values[0]).is_integer():
+            return int(values[0])
+        return None
+
+    def written_option(self, value: Any) -> Any:
+        """The host's ``Clip skip`` as its ``create_infotext`` writes it (A1111 ``processing.py:759``: as is)."""
+        return value
 
     def encode_prompt(self, sd_model: Any, prompt: str) -> Any:
         """The host's own conditioning of one prompt (tokens, embeddings, chunks), outside a generation."""

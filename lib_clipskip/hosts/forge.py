@@ -3,8 +3,8 @@
 What the host does by itself (webui-internals §10): on a cond-cache miss it calls
 ``sd_model.set_clip_skip(int(opts.CLIP_stop_at_last_layers))`` and each engine takes
 ``hidden_states[-max(clip_skip, minimal_clip_skip)]`` of the *loaded* encoder.  SD2 is loaded
-with 23 of its 24 layers, so Forge's N is our N + 1 there.  Flux only uses CLIP-L's pooled
-output, so clip skip has no effect on it.
+with 23 of its 24 layers, so Forge's N is our N − 1 there (Forge's 1 is our 2, counted on the
+original 24).  Flux only uses CLIP-L's pooled output, so clip skip has no effect on it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ _NO_EFFECT = {
 class ForgeAdapter(HostAdapter):
     name = "forge"
 
-    def inspect(self, sd_model: Any) -> LoadedModel:
+    def inspect(self, sd_model: Any, host_option: int | None = None) -> LoadedModel:
         if sd_model is None:
             return LoadedModel(ModelInfo(Family.OTHER, self.name, no_effect_reason="no model is loaded"))
         if getattr(sd_model, "is_sdxl", False):
@@ -39,7 +39,7 @@ class ForgeAdapter(HostAdapter):
             if getattr(sd_model, "is_sd3", False):
                 reason = "SD3 is outside what this extension supports; Forge's own Clip skip still applies"
             return LoadedModel(ModelInfo(Family.OTHER, self.name, no_effect_reason=reason))
-        option = host_skip_option(self.shared().opts)
+        option = host_skip_option(self.shared().opts) if host_option is None else host_option
         handles: dict[str, EncoderHandle] = {}
         for attribute, spec in engines:
             engine = getattr(sd_model, attribute, None)
@@ -52,6 +52,25 @@ class ForgeAdapter(HostAdapter):
             Family.SD1 if "clip_l" in handles else Family.SD2)
         slots = tuple(handle.slot for handle in handles.values())
         return LoadedModel(ModelInfo(family, self.name, slots), handles)
+
+
+    def reproducing_option(self, family: Family, values: list[float]) -> int | None:
+        """Forge moves every encoder with its option (``classic_engine.py:135``): SD1 N; SD2 N − 1 (it
+        loads 23 of 24 layers); SDXL both encoders at max(N, 2)."""
+        if not values or any(not float(v).is_integer() for v in values):
+            return None
+        if family is Family.SD1:
+            return int(values[0])
+        if family is Family.SD2:
+            option = int(values[0]) - 1
+            return option if option >= 1 else None
+        if family is Family.SDXL and len(values) == 2 and values[0] == values[1] and values[0] >= 2:
+            return int(values[0])
+        return None
+
+    def written_option(self, value: Any) -> Any:
+        """``int(getattr(p, 'clip_skip', opts.CLIP_stop_at_last_layers))`` (``processing.py:721``)."""
+        return int(float(value))
 
 
 def _host_value(engine: Any, option: int, spec: EncoderSpec, depth: int) -> float:

@@ -7,7 +7,19 @@ SDXL: each ``conditioner.embedders[i]`` by type name; with a single text encoder
 
 from __future__ import annotations
 
-from standin_common.text_pipeline import EmbeddingDatabase, EmbeddingsWithFixes
+from standin_common import text_pipeline
+from standin_common.text_pipeline import EmbeddingsWithFixes
+
+
+class EmbeddingDatabase(text_pipeline.EmbeddingDatabase):
+    """``modules/textual_inversion/textual_inversion.py:111``: ``register_embedding(embedding, model)``
+    tokenises the name with the loaded model's ``cond_stage_model.tokenize``."""
+
+    def token_ids(self, name, model=None):
+        return model.cond_stage_model.tokenize([name])[0]
+
+    def register_embedding(self, embedding, model):
+        return self.register_embedding_by_name(embedding, embedding.name, model)
 
 
 class StableDiffusionModelHijack:

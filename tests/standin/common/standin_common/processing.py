@@ -83,6 +83,7 @@ class StableDiffusionProcessing:
     refiner_switch_at: float = None
     disable_extra_networks: bool = False
     do_not_reload_embeddings: bool = False
+    do_not_save_grid: bool = False
 
     scripts_value: Any = field(default=None, init=False)
     script_args_value: list = field(default=None, init=False)
@@ -317,36 +318,61 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
 
 
 class Processed:
-    def __init__(self, p, images_list, seed=-1, info="", infotexts=None):
-        self.images = images_list
-        self.prompt = p.prompt
-        self.seed = p.all_seeds[0] if p.all_seeds else seed
-        self.all_seeds = p.all_seeds
-        self.infotexts = infotexts or [info]
-        self.info = self.infotexts[0] if self.infotexts else info
-        self.extra_generation_params = p.extra_generation_params
+    """``Processed.__init__`` (A1111 ``processing.py:513``; Forge ``:517``): the fields the extension
+    and its tests read; ``clip_skip`` is the option as it is now (Forge casts it with ``int``)."""
+
+    def __init__(self, p, images_list, seed=-1, info="", subseed=None, all_prompts=None, all_negative_prompts=None,
+                 all_seeds=None, all_subseeds=None, index_of_first_image=0, infotexts=None, comments=""):
         shared, _ = host()
-        self.clip_skip = shared.opts.CLIP_stop_at_last_layers
+        self.images = images_list
+        self.prompt = p.prompt if not isinstance(p.prompt, list) else p.prompt[0]
+        self.seed = seed
+        self.info = info
+        self.comments = comments
+        self.batch_size = p.batch_size
+        self.extra_generation_params = p.extra_generation_params
+        self.index_of_first_image = index_of_first_image
+        self.clip_skip = CLIP_SKIP_CAST(shared.opts.CLIP_stop_at_last_layers)
+        self.all_prompts = all_prompts or p.all_prompts or [self.prompt]
+        self.all_negative_prompts = all_negative_prompts or p.all_negative_prompts or [p.negative_prompt]
+        self.all_seeds = all_seeds or p.all_seeds or [self.seed]
+        self.all_subseeds = all_subseeds or p.all_subseeds or [subseed]
+        self.infotexts = infotexts or [info] * len(images_list)
+
+    def infotext(self, p, index):
+        return create_infotext(p, self.all_prompts, self.all_seeds, self.all_subseeds, comments=[],
+                               position_in_batch=index % self.batch_size, iteration=index // self.batch_size)
+
+
+#: A1111 writes ``getattr(p, 'clip_skip', opts.CLIP_stop_at_last_layers)`` as it is (``processing.py:759``);
+#: Forge casts it with ``int`` (``:721``), in ``create_infotext`` and in ``Processed``.
+CLIP_SKIP_CAST = lambda value: value  # noqa: E731 (replaced by forge/modules/processing.py)
 
 
 def create_infotext(p, all_prompts, all_seeds, all_subseeds, comments=None, iteration=0, position_in_batch=0, use_main_prompt=False, index=None, all_negative_prompts=None):
+    """A1111 ``processing.py:705`` / Forge ``:668``: the index, the per-image prompt and seed, the
+    "Clip skip" core key, ``extra_generation_params`` after the core keys, lists indexed and
+    callables called with ``**locals()`` (a failing key reported and dropped)."""
     shared, _ = host()
     opts = shared.opts
     if use_main_prompt:
         index = 0
     elif index is None:
         index = position_in_batch + iteration * p.batch_size
-    all_negative_prompts = all_negative_prompts or p.all_negative_prompts
-    clip_skip = getattr(p, "clip_skip", opts.CLIP_stop_at_last_layers)
+    if all_negative_prompts is None:
+        all_negative_prompts = p.all_negative_prompts
+    clip_skip = CLIP_SKIP_CAST(getattr(p, "clip_skip", opts.CLIP_stop_at_last_layers))
+    prompt_text = p.main_prompt if use_main_prompt else all_prompts[index]
+    negative_prompt = p.main_negative_prompt if use_main_prompt else all_negative_prompts[index]
     generation_params = {
         "Steps": p.steps,
         "Sampler": p.sampler_name,
         "CFG scale": p.cfg_scale,
-        "Seed": all_seeds[index],
+        "Seed": p.all_seeds[0] if use_main_prompt else all_seeds[index],
         "Size": f"{p.width}x{p.height}",
         "Clip skip": None if clip_skip <= 1 else clip_skip,
+        **p.extra_generation_params,
     }
-    generation_params.update(p.extra_generation_params)
     for key, value in generation_params.items():
         try:  # the host reports a failing key and drops it; the infotext is still written
             if isinstance(value, list):
@@ -359,8 +385,8 @@ def create_infotext(p, all_prompts, all_seeds, all_subseeds, comments=None, iter
             report(f'Error creating infotext for key "{key}"')
             generation_params[key] = None
     params_text = ", ".join([k if k == v else f"{k}: {quote(v)}" for k, v in generation_params.items() if v is not None])
-    negative = f"\nNegative prompt: {all_negative_prompts[index]}" if all_negative_prompts[index] else ""
-    return f"{all_prompts[index]}{negative}\n{params_text}".strip()
+    negative = f"\nNegative prompt: {negative_prompt}" if negative_prompt else ""
+    return f"{prompt_text}{negative}\n{params_text}".strip()
 
 
 def quote(text):
@@ -391,6 +417,7 @@ def process_images(p):
 
 def process_images_inner(p):
     shared, sd_hijack = host()
+    opts = shared.opts
     main_model = shared.sd_model
     seed = get_fixed_seed(p.seed)
     if hasattr(sd_hijack.model_hijack, "clear_comments"):  # Forge's sd_hijack is a stub
@@ -426,13 +453,28 @@ def process_images_inner(p):
                                subseed_strength=p.subseed_strength, prompts=p.prompts)
             if p.scripts is not None:
                 p.scripts.postprocess_batch(p, images=samples, batch_number=n)
+
+            def infotext(index=0, use_main_prompt=False):
+                # the hosts' own call (A1111 processing.py:1026, Forge :1031): batch-local lists, no iteration
+                return create_infotext(p, p.prompts, p.seeds, p.subseeds, use_main_prompt=use_main_prompt, index=index, all_negative_prompts=p.negative_prompts)
+
             for i, sample in enumerate(samples):
-                infotexts.append(create_infotext(p, p.all_prompts, p.all_seeds, p.all_subseeds, iteration=n, position_in_batch=i))
+                p.batch_index = i
+                infotexts.append(infotext(i))
                 output_images.append(sample)
+        if not infotexts:
+            infotexts.append(Processed(p, []).infotext(p, 0))
+        index_of_first_image = 0
+        unwanted_grid_because_of_img_count = len(output_images) < 2 and opts.grid_only_if_multiple
+        if opts.return_grid and not p.do_not_save_grid and not unwanted_grid_because_of_img_count:
+            infotexts.insert(0, infotext(use_main_prompt=True))  # the grid first, as the host shows it
+            output_images.insert(0, sum(output_images))
+            index_of_first_image = 1
         if not p.disable_extra_networks and p.extra_network_data is not None:
             extra_networks.deactivate(p, p.extra_network_data)
     shared.sd_model = main_model
-    res = Processed(p, output_images, infotexts=infotexts)
+    res = Processed(p, output_images, seed=p.all_seeds[0], info=infotexts[0], subseed=p.all_subseeds[0],
+                    index_of_first_image=index_of_first_image, infotexts=infotexts)
     if p.scripts is not None:
         p.scripts.postprocess(p, res)
     return res

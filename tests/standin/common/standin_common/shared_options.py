@@ -22,5 +22,6 @@ def common_options() -> dict:
         "cache_fp16_weight": OptionInfo(False, "Cache FP16 weight for LoRA"),
         "textual_inversion_add_hashes_to_infotext": OptionInfo(True, "Add TI hashes to infotext"),
         "return_grid": OptionInfo(True, "Show grid in gallery"),
+        "grid_only_if_multiple": OptionInfo(True, "Do not save grids consisting of one picture"),
         "infotext_skip_pasting": OptionInfo([], "Disregard fields from pasted infotext"),
     }

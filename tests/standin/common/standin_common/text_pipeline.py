@@ -38,19 +38,32 @@ class Embedding:
 
 
 class EmbeddingDatabase:
-    """Mirrors ``EmbeddingDatabase.register_embedding`` / ``find_embedding_at_position``."""
+    """Mirrors ``EmbeddingDatabase`` (A1111 ``textual_inversion.py:111``; Forge
+    ``backend/text_processing/textual_inversion.py:111``): ``register_embedding_by_name`` and
+    ``find_embedding_at_position``.  How the name is tokenised differs per host (``token_ids``)."""
 
     def __init__(self):
         self.ids_lookup = {}
         self.word_embeddings = {}
         self.fixes = None
 
-    def register_embedding(self, embedding, token_ids):
-        self.word_embeddings[embedding.name] = embedding
-        first = token_ids[0]
-        entries = self.ids_lookup.setdefault(first, [])
-        entries.append((token_ids, embedding))
-        entries.sort(key=lambda entry: len(entry[0]), reverse=True)
+    def token_ids(self, name, model=None):
+        raise NotImplementedError
+
+    def register_embedding_by_name(self, embedding, name, model=None):
+        ids = self.token_ids(name, model)
+        first_id = ids[0]
+        if first_id not in self.ids_lookup:
+            self.ids_lookup[first_id] = []
+        if name in self.word_embeddings:
+            lookup = [x for x in self.ids_lookup[first_id] if x[1].name != name]
+        else:
+            lookup = self.ids_lookup[first_id]
+        if embedding is not None:
+            lookup += [(ids, embedding)]
+        self.ids_lookup[first_id] = sorted(lookup, key=lambda x: len(x[0]), reverse=True)
+        self.word_embeddings[name] = embedding
+        return embedding
 
     def find_embedding_at_position(self, tokens, offset):
         for ids, embedding in self.ids_lookup.get(tokens[offset], []):

@@ -3,6 +3,7 @@
 - cache lists have a third slot with the miss's "TI"/"Emphasis" infotext params, replayed on hits;
 - on a miss, ``shared.sd_model.set_clip_skip(int(opts.CLIP_stop_at_last_layers))`` before encoding;
 - ``cached_params`` also keys ``distilled_cfg_scale`` and ``hr_distilled_cfg``;
+- ``create_infotext`` and ``Processed`` cast the Clip skip option with ``int``;
 - hires conds are computed inside ``setup_conds``, right after the first pass, with the hr
   networks activated and the first-pass networks re-activated afterwards.
 """
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from standin_common import extra_networks
 from standin_common import processing as common
 from standin_common.processing import Processed, create_infotext, fix_seed, process_images, process_images_inner  # noqa: F401
+
+common.CLIP_SKIP_CAST = int  # Forge: int(getattr(p, 'clip_skip', …)) in create_infotext (:721) and Processed (:549)
 
 
 @dataclass(repr=False)

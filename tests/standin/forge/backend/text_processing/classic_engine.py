@@ -11,16 +11,32 @@ from __future__ import annotations
 
 import torch
 from modules.shared import opts
-from standin_common.text_pipeline import ChunkPipeline, EmbeddingDatabase, EmbeddingsWithFixes
+from standin_common import text_pipeline
+from standin_common.text_pipeline import ChunkPipeline, EmbeddingsWithFixes
 
 last_extra_generation_params = {}
+
+
+class EmbeddingDatabase(text_pipeline.EmbeddingDatabase):
+    """``backend/text_processing/textual_inversion.py:111``: one database per engine, holding its tokenizer."""
+
+    def __init__(self, tokenizer, expected_shape=-1):
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.expected_shape = expected_shape
+
+    def token_ids(self, name, model=None):
+        return self.tokenizer([name], truncation=False, add_special_tokens=False)["input_ids"][0]
+
+    def register_embedding(self, embedding):
+        return self.register_embedding_by_name(embedding, embedding.name)
 
 
 class ClassicTextProcessingEngine(ChunkPipeline):
     def __init__(self, text_encoder, tokenizer, chunk_length=75, embedding_dir=None, embedding_key="clip_l",
                  embedding_expected_shape=768, emphasis_name="Original", text_projection=False, minimal_clip_skip=1,
                  clip_skip=1, return_pooled=False, final_layer_norm=True):
-        self.embeddings = EmbeddingDatabase()
+        self.embeddings = EmbeddingDatabase(tokenizer, embedding_expected_shape)
         self.embedding_key = embedding_key
         self.text_encoder = text_encoder
         self.tokenizer = tokenizer
