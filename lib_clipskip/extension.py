@@ -3,38 +3,32 @@
 from __future__ import annotations
 
 import collections
-import functools
 import logging
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from lib_clipskip import generation, infotext, prompt_tag, settings, xyz
-from lib_clipskip.hosts import HostAdapter, detect
+from lib_clipskip.hosts import current
+from lib_clipskip.request import SOURCE_XYZ, cell_of
 from lib_clipskip.values import ClipSkipRequest, request_from_args
 
 log = logging.getLogger("sd-webui-clipskip")
 
 TITLE = "CLIP skip"
-#: Set on a ``p`` (an XYZ cell) to override the panel for that generation only.
-XYZ_ATTRIBUTE = "clipskip_xyz"
 
 
-@functools.lru_cache(maxsize=1)
-def adapter() -> HostAdapter:
-    return detect()
+#: the running host's adapter (``hosts.current``, cached; tests clear it between hosts)
+adapter = current
 
 
-def request_for(p: Any, script_args: Sequence[Any]) -> ClipSkipRequest:
-    """The request for this generation: an XYZ cell beats the panel / API args (DESIGN §2)."""
-    parsed = request_from_args(list(script_args), defaults=settings.current().defaults)
+def request_for(p: Any, script_args: Sequence[Any], defaults=None) -> ClipSkipRequest:
+    """This generation's request: the panel / API args (parsed once, here), under an X/Y/Z cell."""
+    parsed = request_from_args(list(script_args), defaults=defaults if defaults is not None else settings.current().defaults)
     for message in parsed.messages:
         log.warning("CLIP skip: %s", message)
-    request = parsed.request
-    cell = getattr(p, XYZ_ATTRIBUTE, None)
-    if isinstance(cell, ClipSkipRequest):
-        request = cell
-    return request
+    cell = cell_of(p)
+    return cell.request(parsed.request) if cell is not None else parsed.request
 
 
 def before_process(p: Any, script_args: Sequence[Any]) -> None:
@@ -43,7 +37,7 @@ def before_process(p: Any, script_args: Sequence[Any]) -> None:
         if not options.enabled:  # Settings master toggle off: nothing of ours on the generation path
             generation.detach(p)
             return
-        request = request_for(p, script_args)
+        request = request_for(p, script_args, options.defaults)
         state = generation.attach(p, request, adapter())
         xyz.begin_cell(p, state)
         _remember(p, request, options)
@@ -74,9 +68,10 @@ def warn_about_files(p: Any, script_args: Sequence[Any]) -> list[str]:
 
     try:
         prompt = p.prompt if isinstance(p.prompt, str) else (p.prompt or [""])[0]
-        cell = getattr(p, XYZ_ATTRIBUTE, None)
-        if isinstance(cell, ClipSkipRequest):
-            script_args = [True, cell.clip_skip or 0, cell.clip_skip_g or 0]
+        state = generation.state_of(p)
+        if state is not None and state.request.source == SOURCE_XYZ and not state.request.follow_host:
+            request = state.request  # an X/Y/Z cell's values, not the panel's
+            script_args = [True, request.clip_skip or 0, request.clip_skip_g or 0]
         shown = panel.view(*list(script_args)[:3], prompt, adapter=adapter())
         lines = []
         for reference, report in shown.files:

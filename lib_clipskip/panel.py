@@ -1,7 +1,7 @@
 """The panel: the script's accordion, built from the WebUI's own components.
 
 What it shows is computed by plain functions (``view``, ``status_html``, ``files_html``,
-``explore``) that read the host through ``extension.adapter()`` only when called, so they can be
+``explore``) that read the host through ``hosts.current()`` only when called, so they can be
 tested without a browser.  gradio is imported only when the panel is built.
 
 Browser side (``javascript/clipskip.js``): the prompt box is watched without a server call per
@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from lib_clipskip import hosts
+from lib_clipskip.hosts import HOST_LABELS
 from lib_clipskip.hosts.base import webui_queue_lock
 from lib_clipskip.values import (
     CLIP_G_SDXL,
@@ -36,7 +38,6 @@ from lib_clipskip.values import (
 log = logging.getLogger("sd-webui-clipskip")
 
 AUTO_INFO = "0 = auto: the Settings default for the loaded model"
-HOST_LABELS = {"a1111": "AUTOMATIC1111", "forge": "Forge"}
 SOURCE_LABELS = {"panel": "panel", "prompt tag": "prompt tag", "settings": "Settings default", "api": "API"}
 COMPAT_FAMILIES = {Family.SD1: "sd1", Family.SD2: "sd2", Family.SDXL: "sdxl", Family.SDXL_REFINER: "sdxl"}
 _TAG = re.compile(r"<(\w+):([^>]+)>")  # the hosts' extra-network syntax
@@ -144,9 +145,9 @@ def model_index(lora_dirs: list[str], embedding_dirs: list[str], roots: list[str
 def view(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None, adapter: Any = None,
          sd_model: Any = None, with_files: bool = True) -> View:
     """What the panel shows; never reads the model's weights."""
-    from lib_clipskip import extension, plan, prompt_tag, settings
+    from lib_clipskip import plan, prompt_tag, settings
 
-    adapter = adapter or extension.adapter()
+    adapter = adapter or hosts.current()
     shared = adapter.shared()
     if sd_model is None:
         sd_model = getattr(shared, "sd_model", None)
@@ -315,10 +316,10 @@ def _message(text: str, kind: str = "info") -> str:
 
 def explore(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None, adapter: Any = None) -> str:
     """One text-encoder pass on the loaded model for ``prompt``; the plot as HTML. Never raises."""
-    from lib_clipskip import explorer, extension
+    from lib_clipskip import explorer
     from lib_clipskip.compat.prompt import strip_extra_networks
 
-    adapter = adapter or extension.adapter()
+    adapter = adapter or hosts.current()
     shared = adapter.shared()
     state = getattr(shared, "state", None)
     if getattr(state, "job_count", 0) not in (0, None):

@@ -7,7 +7,8 @@ the cond-cache key (``extra_network_data``) and calls ``activate`` once per batc
 the hires prompt) with the tags of the batch's first prompt; it works in styles, prompts from
 file and the API like ``<lora:…>``.
 
-Precedence (DESIGN §2): an XYZ cell beats the tag, the tag beats the panel.  With no tag,
+Precedence (DESIGN §2, ``lib_clipskip.request``): an X/Y/Z cell (ours or the host's Clip skip
+axis) beats the tag, the tag beats the panel.  With no tag,
 ``activate`` restores the panel's request, so a batch without a tag does what the panel says.
 """
 
@@ -89,13 +90,14 @@ def request_from_tag(params_list: list[Any], defaults) -> tuple[ClipSkipRequest 
 
 def activate(p: Any, params_list: list[Any]) -> None:
     """``ExtraNetwork.activate``: set this batch's request from its tag, or restore the panel's."""
-    from lib_clipskip import extension, infotext, settings
+    from lib_clipskip import infotext, settings
+    from lib_clipskip.request import decided_by_cell
 
     options = settings.current()
     if not options.enabled:
         return  # master toggle off: no tag handling at all (the host still strips the tag)
     panel = vars(p).get(PANEL_ATTRIBUTE)
-    if isinstance(getattr(p, extension.XYZ_ATTRIBUTE, None), ClipSkipRequest):
+    if decided_by_cell(p):
         if params_list:
             _tell(p, "An X/Y/Z plot cell sets CLIP skip; the <clipskip:…> tag is ignored for this cell.", options)
         return

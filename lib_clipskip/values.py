@@ -162,6 +162,9 @@ class ClipSkipRequest:
     clip_skip_g: float | None = None
     source: str = "panel"
     defaults: tuple[tuple[Family, str, float], ...] = field(default_factory=default_values)
+    #: every encoder takes what the host itself does at its current ``Clip skip`` option (an
+    #: X/Y/Z cell of the host's own axis: that option is the cell's value, in the host's numbering)
+    follow_host: bool = False
 
     def value_for(self, family: Family, spec: EncoderSpec) -> float:
         if spec.value_field == "clip_skip_g" and self.clip_skip_g is not None:
@@ -171,6 +174,8 @@ class ClipSkipRequest:
         return next(v for f, name, v in self.defaults if f is family and name == spec.name)
 
     def source_for(self, spec: EncoderSpec) -> str:
+        if self.follow_host:
+            return self.source
         explicit = self.clip_skip_g if spec.value_field == "clip_skip_g" and self.clip_skip_g is not None else self.clip_skip
         return self.source if explicit is not None else "settings"
 

@@ -6,10 +6,13 @@ CLIP-L`` and ``[CLIP skip] SDXL OpenCLIP-G``.  They are appended to the xyz modu
 import and again in ``on_before_ui``, once per label.
 
 - Values: ``prepare`` parses lists and the plot's numeric ranges (``1-4``, ``1-3 (+0.5)``,
-  ``1-2 [3]``, ``1,1.5,2``) and raises a one-sentence ``ClipSkipValueError`` before any cell runs.
-- Each cell's ``apply`` stores a ``ClipSkipRequest`` (source ``"xyz"``) on that cell's ``p``
-  (``extension.XYZ_ATTRIBUTE``), merged with the other CLIP-skip axis of the same cell and with
-  the panel; the host's own "Clip skip" axis (an option override) is left alone.
+  ``1-2 [3]``, ``1,1.5,2``) and raises a one-sentence ``ClipSkipValueError`` before any cell
+  runs; a range's size is checked before it is expanded.
+- Each cell's ``apply`` records the axis value on that cell's ``p`` (``request.CellValues``);
+  ``before_process`` turns it into the cell's request over the panel's (``lib_clipskip.request``).
+- The host's own "Clip skip" axis is wrapped once: its ``apply`` still sets the host option and
+  also records the value, so a cell's host value beats the panel (DESIGN §2); its labels say
+  what the value means in this extension's numbering when that differs.
 - Labels say what the value does on the loaded model, ``(no effect)`` when it can't change it.
 - While a grid runs (the xyz ``Script.run`` is wrapped once), a ``GridSession`` on the grid's
   ``p`` — copied by reference into every cell — holds the grid's encoder passes
@@ -29,32 +32,31 @@ import json
 import logging
 import math
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
+from lib_clipskip.hosts import HOST_LABELS
 from lib_clipskip.layercache import HiddenStateCache, tensor_digest
 from lib_clipskip.plan import ModelInfo
+from lib_clipskip.request import cell_of, set_cell
 from lib_clipskip.values import (
-    CLIP_G_SDXL,
-    ClipSkipRequest,
     ClipSkipValueError,
     Family,
     format_value,
     parse_value,
     pick_layers,
-    request_from_args,
 )
 
 log = logging.getLogger("sd-webui-clipskip")
 
-#: the request an XYZ cell carries (kept equal to ``extension.XYZ_ATTRIBUTE``; not imported to stay light)
-XYZ_ATTRIBUTE = "clipskip_xyz"
 #: the running grid's session, on the grid's ``p`` and (shallow copies) every cell's
 GRID_ATTRIBUTE = "clipskip_grid"
 XYZ_MODULE_NAMES = ("xyz_grid.py", "scripts.xyz_grid")
+HOST_AXIS_LABEL = "Clip skip"  # the host's own axis (A1111 and Forge ``scripts/xyz_grid.py``)
 PANEL_TITLE = "CLIP skip"
 #: more cells than this from one axis is a typo (``1-12 (+0.001)``), not a comparison
 MAX_VALUES = 100
+MAX_TEXT = 4000  # characters of an axis's values text
 _WRAPPED = "__clipskip_wrapped__"
 
 
@@ -82,7 +84,13 @@ _RANGE_HELP = "use numbers and ranges such as 1-4, 1-3 (+0.5), 1-2 [3] or 1, 1.5
 
 def parse_axis_values(text: Any, what: str = AXIS_VALUE.label) -> list[float]:
     """The cell values of an axis; raises ``ClipSkipValueError`` naming the bad item."""
-    items = [str(item) for item in text] if isinstance(text, (list, tuple)) else str(text if text is not None else "").split(",")
+    if isinstance(text, (list, tuple)):
+        items = [str(item) for item in text[:MAX_VALUES + 1]]
+    else:
+        raw = str(text if text is not None else "")
+        if len(raw) > MAX_TEXT:
+            raise ClipSkipValueError(f"{what}: the values are {len(raw):,} characters long; {_RANGE_HELP}.")
+        items = raw.split(",")
     values: list[float] = []
     for item in (item.strip() for item in items):
         if not item:
@@ -105,9 +113,11 @@ def parse_axis_values(text: Any, what: str = AXIS_VALUE.label) -> list[float]:
 def _expand_range(item: str, match: re.Match, what: str) -> list[float]:
     start, end = float(match.group(1)), float(match.group(2))
     if match.group(4) is not None:
-        count = int(match.group(4))
+        count = int(match.group(4)) if len(match.group(4)) <= 6 else MAX_VALUES + 1
         if count < 1:
             raise ClipSkipValueError(f"{what} {item!r}: the count in [ ] must be at least 1.")
+        if count > MAX_VALUES:  # checked before expanding: "1-2 [10000000]" builds nothing
+            raise ClipSkipValueError(f"{what} {item!r} makes {match.group(4)[:12]} values (at most {MAX_VALUES}).")
         raw = [start] if count == 1 else [start + (end - start) * i / (count - 1) for i in range(count)]
     else:
         step = float(match.group(3)) if match.group(3) is not None else (1.0 if end >= start else -1.0)
@@ -132,44 +142,20 @@ def confirm(p: Any, values: list) -> None:
 
 # --- one cell ---------------------------------------------------------------------------------
 
-def panel_request(p: Any) -> ClipSkipRequest:
-    """What the panel (or the API's args) asked for this generation; disabled = auto."""
-    runner = getattr(p, "scripts", None)
-    for script in getattr(runner, "alwayson_scripts", None) or ():
-        try:
-            if script.title() == PANEL_TITLE:
-                request = request_from_args(list(p.script_args[script.args_from:script.args_to])).request
-                return request if request.enabled else ClipSkipRequest(defaults=request.defaults)
-        except Exception:
-            log.exception("CLIP skip: could not read the panel for an X/Y/Z cell")
-    return ClipSkipRequest()
-
-
-def request_for_cell(p: Any, axis: Axis, value: float) -> ClipSkipRequest:
-    """This cell's request: the axis value over the cell's other CLIP-skip axis, over the panel."""
-    base = vars(p).get(XYZ_ATTRIBUTE)
-    if not isinstance(base, ClipSkipRequest):
-        base = panel_request(p)
-    if axis.target == "value":
-        return replace(base, enabled=True, clip_skip=value, clip_skip_g=value, source="xyz")
-    if axis.target == "clip_g":
-        return replace(base, enabled=True, clip_skip_g=value, source="xyz")
-    # CLIP-L only: OpenCLIP-G keeps what it would have had, even though clip_skip changes
-    g_value = base.value_for(Family.SDXL, CLIP_G_SDXL)
-    return replace(base, enabled=True, clip_skip=value, clip_skip_g=g_value, source="xyz")
+_CELL_FIELDS = {"value": "value", "clip_l": "clip_l", "clip_g": "clip_g"}
 
 
 def make_apply(axis: Axis):
     def apply(p: Any, x: Any, xs: Any) -> None:
-        vars(p)[XYZ_ATTRIBUTE] = request_for_cell(p, axis, cell_value(x))
+        set_cell(p, **{_CELL_FIELDS[axis.target]: cell_value(x)})
 
     return apply
 
 
 def loaded_model_info() -> ModelInfo | None:
-    from lib_clipskip import extension
+    from lib_clipskip.hosts import current
 
-    adapter = extension.adapter()
+    adapter = current()
     return adapter.inspect(adapter.current_model()).info
 
 
@@ -248,10 +234,70 @@ def register() -> bool:
             if axis.label not in present:
                 module.axis_options.append(make_option(module, axis))
         wrap_run(module)
+        wrap_host_axis(module)
         return True
     except Exception:  # the plot still works without our axes
         log.exception("CLIP skip: could not add the X/Y/Z plot axes")
         return False
+
+
+def wrap_host_axis(module: Any) -> None:
+    """The host's own "Clip skip" axis also records its value on the cell (DESIGN §2: a value
+    chosen per cell beats the panel) and, while the panel is on, labels what it means here."""
+    option = next((o for o in module.axis_options if getattr(o, "label", None) == HOST_AXIS_LABEL), None)
+    if option is None or getattr(option.apply, _WRAPPED, False):
+        return
+    host_apply, host_format = option.apply, option.format_value
+
+    def apply(p: Any, x: Any, xs: Any) -> None:
+        host_apply(p, x, xs)  # the host's override of its option, as always
+        try:
+            set_cell(p, host_option=int(x))
+        except Exception:
+            log.exception("CLIP skip: could not record the host's Clip skip axis value %r", x)
+
+    def format_label(p: Any, opt: Any, x: Any) -> str:
+        text = host_format(p, opt, x)
+        try:
+            return text + host_axis_note(p, int(x))
+        except Exception:
+            log.exception("CLIP skip: could not label the host's Clip skip axis")
+            return text
+
+    setattr(apply, _WRAPPED, True)
+    option.apply, option.format_value = apply, format_label
+
+
+def _panel_enabled(p: Any) -> bool:
+    from lib_clipskip import settings
+    from lib_clipskip.values import request_from_args
+
+    if not settings.current().enabled:
+        return False
+    for script in getattr(getattr(p, "scripts", None), "alwayson_scripts", None) or ():
+        if script.title() == PANEL_TITLE:
+            return request_from_args(list(p.script_args[script.args_from:script.args_to])).request.enabled
+    return False
+
+
+def host_axis_note(p: Any, option: int) -> str:
+    """`` (= …)`` after a host "Clip skip" label where this extension's numbering differs (panel on only)."""
+    if not _panel_enabled(p):
+        return ""  # the host applies its own axis; nothing of ours is involved
+    from lib_clipskip.hosts import current
+
+    adapter = current()
+    model = adapter.current_model()
+    per_option = {k: adapter.inspect(model, host_option=k).info for k in {1, 2, 3, option}}
+    info = per_option[option]
+    if not info.slots:
+        return " (no effect)"
+    values = [slot.host_value for slot in info.slots]
+    if all([s.host_value for s in per_option[k].slots] == values for k in per_option):
+        return f" (ignored by {HOST_LABELS.get(info.host, info.host)} on {info.label})"
+    if len(set(values)) == 1:
+        return "" if values[0] == option else f" (= CLIP skip ext {format_value(values[0])})"
+    return " (= " + ", ".join(f"{slot.spec.label} {format_value(slot.host_value)}" for slot in info.slots) + ")"
 
 
 def wrap_run(module: Any) -> None:
@@ -329,13 +375,15 @@ class CellRecord:
 def describe_request(p: Any, state: Any) -> str:
     parts = []
     request = getattr(state, "request", None)
-    if request is not None and request.source == "xyz":
+    if request is not None and request.source == "xyz" and not request.follow_host:
         if request.clip_skip_g is None or request.clip_skip_g == request.clip_skip:
             parts.append(f"CLIP skip {format_value(request.clip_skip)}" if request.clip_skip is not None else "CLIP skip auto")
         else:
             l_text = format_value(request.clip_skip) if request.clip_skip is not None else "auto"
             parts.append(f"CLIP-L {l_text}, OpenCLIP-G {format_value(request.clip_skip_g)}")
-    host = (getattr(p, "override_settings", None) or {}).get("CLIP_stop_at_last_layers")
+    cell = cell_of(p)
+    host = cell.host_option if cell is not None and cell.host_option is not None else (
+        (getattr(p, "override_settings", None) or {}).get("CLIP_stop_at_last_layers"))
     if host is not None:
         parts.append(f"host Clip skip {host}")
     return "; ".join(parts)

@@ -2,7 +2,7 @@
 
 from modules import script_callbacks, scripts
 
-from lib_clipskip import extension, infotext, panel, prompt_tag, settings, xyz
+from lib_clipskip import extension, panel, paste, prompt_tag, settings, xyz
 
 
 class ClipSkipScript(scripts.Script):
@@ -18,8 +18,8 @@ class ClipSkipScript(scripts.Script):
         from modules.ui_components import InputAccordion
 
         self.panel = panel.build(self.elem_id, InputAccordion, self.title(), tab="img2img" if is_img2img else "txt2img")
-        self.infotext_fields = infotext.paste_fields(self.panel)  # paste, PNG Info, the API's infotext
-        self.paste_field_names = list(infotext.PASTE_FIELD_NAMES)  # "Send to img2img" from the gallery
+        self.infotext_fields = paste.paste_fields(self.panel)  # paste, PNG Info, the API's infotext
+        self.paste_field_names = list(paste.PASTE_FIELD_NAMES)  # "Send to img2img" from the gallery
         return self.panel.inputs
 
     def before_process(self, p, *args):
@@ -33,7 +33,7 @@ class ClipSkipScript(scripts.Script):
 # clears the registry after scripts load); other tools' infotext keys on paste
 script_callbacks.on_ui_settings(settings.register)
 script_callbacks.on_before_ui(prompt_tag.register)
-script_callbacks.on_infotext_pasted(infotext.on_pasted)
+script_callbacks.on_infotext_pasted(paste.on_pasted)
 
 
 # X/Y/Z axes: now (API-only mode builds its UI before on_before_ui) and again before the UI

@@ -10,7 +10,7 @@ import pytest
 import torch
 from test_generation import assert_differs, assert_same, count_runs, host_run, our_run, sampled
 
-from lib_clipskip import extension, layercache, xyz
+from lib_clipskip import infotext, layercache, request, xyz
 from lib_clipskip.generation import STATE_ATTRIBUTE
 from lib_clipskip.values import ClipSkipRequest, ClipSkipValueError
 
@@ -126,6 +126,19 @@ def test_bad_values_get_a_clear_message(text, words):
     assert VALUE in str(error.value)
 
 
+@pytest.mark.parametrize("text", ["1-2 [10000000]", "1-2 [" + "9" * 5000 + "]", "1," * 3000])
+def test_huge_counts_are_refused_before_anything_is_expanded(text):
+    """``[count]`` and long lists are bounded before any list is built (10 million values took 91 s)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    with pytest.raises(ClipSkipValueError, match=r"at most|characters long"):
+        xyz.parse_axis_values(text)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 1_000_000
+
+
 def test_bad_values_stop_the_grid_before_anything_is_generated(webui, cells):
     webui.load("sd1")
     runs = count_runs(webui)
@@ -218,7 +231,7 @@ def test_nothing_leaks_into_the_next_generation(webui):
     before = webui.options_snapshot()
     p = webui.txt2img(enabled=False)
     grid(webui, p, x=(VALUE, "3,4"))
-    assert xyz.GRID_ATTRIBUTE not in vars(p) and xyz.XYZ_ATTRIBUTE not in vars(p) and STATE_ATTRIBUTE not in vars(p)
+    assert xyz.GRID_ATTRIBUTE not in vars(p) and request.XYZ_ATTRIBUTE not in vars(p) and STATE_ATTRIBUTE not in vars(p)
     after = webui.txt2img(enabled=False)
     webui.run(after)
     assert_same(sampled(after), sampled(host_run(webui)))
@@ -247,14 +260,80 @@ def test_cell_infotext_records_its_value(webui, cells):
     for (_, state), value in zip(cells, (2, 3)):
         assert state.request == ClipSkipRequest(True, value, value, "xyz", state.request.defaults)
         assert [plan.value_of("clip_l") for plan in state.plans] == [value]
-    try:
-        from lib_clipskip import infotext
-    except ImportError:  # the infotext writer is not part of this checkout
-        infotext = None
-    if infotext is not None:  # pasting a cell's image reproduces that cell
-        for text, value in zip(processed.infotexts[1:], (2, 3)):
-            assert f"{infotext.KEY}: {value}," in text and f"{infotext.KEY_SOURCE}: xyz" in text
+    for text, value in zip(processed.infotexts[1:], (2, 3)):  # pasting a cell's image reproduces that cell
+        assert f"{infotext.KEY}: {value}," in text and f"{infotext.KEY_SOURCE}: xyz" in text
     assert "X Type: [CLIP skip] value" in processed.infotexts[0]
+
+
+def test_cells_follow_the_settings_defaults(webui, cells):
+    """Panel at 0 (auto) with Settings defaults 3 (CLIP-L) and 5 (OpenCLIP-G): a cell of one
+    encoder's axis leaves the other at its Settings default, not the family default."""
+    webui.load("sdxl")
+    webui.shared.opts.set("clipskip_default_sdxl_l", 3.0)
+    webui.shared.opts.set("clipskip_default_sdxl_g", 5.0)
+    grid(webui, webui.txt2img(enabled=True, clip_skip=0), x=(CLIP_G, "4"), y=(CLIP_L, "1"))
+    grid(webui, webui.txt2img(enabled=True, clip_skip=0), x=(CLIP_G, "4"))
+    grid(webui, webui.txt2img(enabled=True, clip_skip=0), x=(CLIP_L, "2"))
+    got = [(state.plans[0].value_of("clip_l"), state.plans[0].value_of("clip_g")) for _, state in cells]
+    assert got == [(1, 4), (3, 4), (2, 5)]
+    assert_same(sampled(cells[1][0]), sampled(our_run(webui, clip_skip=3, clip_skip_g=4)))
+
+
+# --- the host's own Clip skip axis: a value chosen per cell is explicit (DESIGN §2) ---------------
+
+def test_host_axis_beats_the_panel(webui, cells):
+    webui.load("sd1")
+    processed = grid(webui, webui.txt2img(enabled=True, clip_skip=3), x=("Clip skip", "1,2"))
+    for (cell, state), host_skip in zip(cells, (1, 2)):
+        assert state.request.follow_host and state.request.source == "xyz"
+        assert_same(sampled(cell), sampled(host_run(webui, host_skip=host_skip)))
+    assert processed.images[0].x_labels == ["Clip skip: 1", "Clip skip: 2"]  # SD1: the numbering is the same
+    first, second = processed.infotexts[1:]
+    assert "CLIP skip ext: 1, CLIP skip ext source: xyz" in first and "Clip skip:" not in first
+    assert "Clip skip: 2, CLIP skip ext: 2, CLIP skip ext source: xyz" in second
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_host_axis_beats_a_prompt_tag(webui, cells, enabled):
+    webui.load("sd1")
+    grid(webui, webui.txt2img("a cat <clipskip:4>", enabled=enabled, clip_skip=3), x=("Clip skip", "1,2"))
+    for (cell, _), host_skip in zip(cells, (1, 2)):
+        assert_same(sampled(cell), sampled(host_run(webui, "a cat", host_skip=host_skip)))
+
+
+def test_host_axis_with_the_panel_off_is_the_hosts_alone(webui, cells):
+    webui.load("sd1")
+    processed = grid(webui, webui.txt2img(enabled=False), x=("Clip skip", "1,2"))
+    assert [state for _, state in cells] == [None, None]
+    assert "CLIP skip ext" not in " ".join(processed.infotexts)
+    assert processed.images[0].x_labels == ["Clip skip: 1", "Clip skip: 2"]
+
+
+def test_forge_sd2_host_axis_is_read_in_forges_numbering(forge, cells):
+    forge.load("sd2")  # Forge loads 23 of 24 layers: its 1 is our 2
+    processed = grid(forge, forge.txt2img(enabled=True, clip_skip=5), x=("Clip skip", "1,2"))
+    assert processed.images[0].x_labels == ["Clip skip: 1 (= CLIP skip ext 2)", "Clip skip: 2 (= CLIP skip ext 3)"]
+    for (cell, _), host_skip in zip(cells, (1, 2)):
+        assert_same(sampled(cell), sampled(host_run(forge, host_skip=host_skip)))
+    first, second = processed.infotexts[1:]
+    assert "CLIP skip ext: 2, CLIP skip ext source: xyz" in first
+    assert "Clip skip: 2, CLIP skip ext: 3, CLIP skip ext source: xyz" in second
+
+
+def test_a1111_sdxl_host_axis_label_says_the_host_ignores_it(a1111, cells):
+    a1111.load("sdxl")
+    processed = grid(a1111, a1111.txt2img(enabled=True, clip_skip=3), x=("Clip skip", "1,2"))
+    assert processed.images[0].x_labels == ["Clip skip: 1 (ignored by AUTOMATIC1111 on SDXL)",
+                                            "Clip skip: 2 (ignored by AUTOMATIC1111 on SDXL)"]
+    for (cell, _), host_skip in zip(cells, (1, 2)):
+        assert_same(sampled(cell), sampled(host_run(a1111, host_skip=host_skip)))
+
+
+def test_our_axis_beats_the_hosts_axis_in_one_cell(webui, cells):
+    webui.load("sd1")
+    grid(webui, webui.txt2img(enabled=True, clip_skip=3), x=("Clip skip", "1"), y=(VALUE, "4"))
+    assert cells[0][1].request.clip_skip == 4 and not cells[0][1].request.follow_host
+    assert_same(sampled(cells[0][0]), sampled(our_run(webui, clip_skip=4)))
 
 
 # --- labels ---------------------------------------------------------------------------------
@@ -424,6 +503,3 @@ def test_real_shapes_grid_matches_single_generations(webui, cells):
     for (cell, _), value in zip(cells, (1, 2.5)):
         assert_same(sampled(cell), sampled(our_run(webui, clip_skip=value, seed=3)))
 
-
-def test_xyz_attribute_names_agree():
-    assert xyz.XYZ_ATTRIBUTE == extension.XYZ_ATTRIBUTE
