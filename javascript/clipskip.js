@@ -186,6 +186,8 @@ var clipskip = (function() {
                 var status = root().querySelector(".clipskip-status.clipskip-tab-" + tab);
                 if (status && source(tab) && !status.textContent.trim()) {
                     refresh(tab); // not filled yet: the first click came before gradio listened
+                } else if (status && status.querySelector("[data-clipskip-loading]")) {
+                    refresh(tab); // no model yet, or the host is loading one: ask again
                 } else if (!pending[tab]) {
                     push(tab, false);
                 }

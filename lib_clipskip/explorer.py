@@ -101,13 +101,32 @@ def _ticks(values: tuple[int, ...]) -> list[int]:
     return ticks
 
 
-def _y_range(curve_: Curve) -> tuple[float, float]:
-    points = [*curve_.to_last, *(y for y in curve_.to_neighbour if y is not None)]
-    low = min(points)
-    # round down to a tenth (or hundredth when everything is close to 1), keep 1 on top
-    step = 0.1 if low < 0.9 else 0.02
-    low = max(-1.0, math.floor(low / step - 1e-9) * step)
-    return min(low, 1.0 - step), 1.0
+def finite_points(curve_: Curve) -> list[float]:
+    """Every plotted y that is a number (a NaN in the host's hidden states is shown as a gap)."""
+    return [y for y in (*curve_.to_last, *curve_.to_neighbour) if y is not None and math.isfinite(y)]
+
+
+#: tick steps a reader can read at a glance (1, 2, 2.5, 5 × a power of ten)
+_NICE_STEPS = (0.01, 0.02, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5)
+
+
+def y_ticks(curve_: Curve) -> list[float]:
+    """Round ticks from a round value below the lowest point up to 1, four to seven of them."""
+    points = finite_points(curve_)
+    low = max(-1.0, min(points)) if points else 0.0
+    high = min(1.0, max(points)) if points else 1.0
+    span = max(high - low, 0.01)
+    step = next((s for s in _NICE_STEPS if span / s <= 6), 0.5)
+    start = math.floor(low / step + 1e-9) * step
+    top = max(math.ceil(high / step - 1e-9) * step, start + step)
+    count = round((top - start) / step)
+    return [round(start + i * step, 4) for i in range(count + 1)]
+
+
+def _tick_text(value: float, ticks: list[float]) -> str:
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else 0.1
+    decimals = 1 if abs(step * 10 - round(step * 10)) < 1e-9 else 2 if abs(step * 100 - round(step * 100)) < 1e-9 else 3
+    return f"{value:.{decimals}f}"
 
 
 def _svg_one(curve_: Curve, y0: float) -> str:
@@ -115,7 +134,8 @@ def _svg_one(curve_: Curve, y0: float) -> str:
     values = curve_.values
     plot_w = WIDTH - LEFT - RIGHT
     plot_h = HEIGHT - TOP - BOTTOM
-    low, high = _y_range(curve_)
+    ticks = y_ticks(curve_)
+    low, high = ticks[0], ticks[-1]
     span_x = max(values[-1] - values[0], 1)
 
     def px(v: float) -> float:
@@ -129,10 +149,9 @@ def _svg_one(curve_: Curve, y0: float) -> str:
     out.append(f'<text class="clipskip-plot-title" x="{LEFT}" y="18">{e(curve_.label)}: '
                f'similarity of each value\'s conditioning</text>')
     # grid and y ticks
-    for i in range(5):
-        y = low + (high - low) * i / 4
+    for y in ticks:
         out.append(f'<line class="clipskip-grid" stroke="#e5e7eb" x1="{LEFT}" x2="{LEFT + plot_w}" y1="{py(y):.1f}" y2="{py(y):.1f}"/>')
-        out.append(f'<text class="clipskip-tick" x="{LEFT - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{y:.2f}</text>')
+        out.append(f'<text class="clipskip-tick" x="{LEFT - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{_tick_text(y, ticks)}</text>')
     for v in _ticks(values):
         out.append(f'<text class="clipskip-tick" x="{px(v):.1f}" y="{TOP + plot_h + 16}" text-anchor="middle">{v}</text>')
     out.append(f'<line class="clipskip-axis" stroke="#6b7280" x1="{LEFT}" x2="{LEFT + plot_w}" y1="{TOP + plot_h}" y2="{TOP + plot_h}"/>')
@@ -146,8 +165,11 @@ def _svg_one(curve_: Curve, y0: float) -> str:
         x = px(curve_.current)
         out.append(f'<line class="clipskip-current" x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{TOP + plot_h}" '
                    f'stroke="{COLOR_CURRENT}"/>')
-        out.append(f'<text class="clipskip-current-label" x="{x + 4:.1f}" y="{TOP + 10}" fill="{COLOR_CURRENT}">'
-                   f'now: {e(format_value(curve_.current))}</text>')
+        # above the plot area, on the side with room, with a halo: no curve runs through it
+        right_half = x > LEFT + plot_w / 2
+        out.append(f'<text class="clipskip-current-label" x="{x - 4 if right_half else x + 4:.1f}" y="{TOP - 6}" '
+                   f'text-anchor="{"end" if right_half else "start"}" fill="{COLOR_CURRENT}" '
+                   f'stroke="#ffffff" stroke-width="3" paint-order="stroke">now: {e(format_value(curve_.current))}</text>')
     # lines with direct labels at their right end
     series = [
         ("to_last", curve_.to_last, COLOR_LAST, f"vs skip {curve_.reference} (last)", ""),
@@ -155,13 +177,15 @@ def _svg_one(curve_: Curve, y0: float) -> str:
     ]
     ends = []
     for name, ys, color, label, dash in series:
-        pts = [(px(v), py(y)) for v, y in zip(values, ys) if y is not None]
-        if not pts:
+        kept = [(v, y) for v, y in zip(values, ys) if y is not None and math.isfinite(y)]
+        if not kept:
             continue
-        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
-        out.append(f'<polyline class="clipskip-line-{name.replace("_", "-")}" points="{path}" fill="none" '
-                   f'stroke="{color}" stroke-width="2"{dash}/>')
-        for (x, y), v, value in zip(pts, [v for v, y in zip(values, ys) if y is not None], [y for y in ys if y is not None]):
+        pts = [(px(v), py(y)) for v, y in kept]
+        for run in _runs(kept, values):  # a NaN breaks the line instead of the plot
+            path = " ".join(f"{px(v):.1f},{py(y):.1f}" for v, y in run)
+            out.append(f'<polyline class="clipskip-line-{name.replace("_", "-")}" points="{path}" fill="none" '
+                       f'stroke="{color}" stroke-width="2"{dash}/>')
+        for (x, y), (v, value) in zip(pts, kept):
             out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.6" fill="{color}">'
                        f'<title>skip {v}: {value:.3f} {e(label)}</title></circle>')
         ends.append([pts[-1][1], color, label])
@@ -174,6 +198,17 @@ def _svg_one(curve_: Curve, y0: float) -> str:
                    f'{e(label)}</text>')
     out.append("</g>")
     return "".join(out)
+
+
+def _runs(kept: list[tuple[int, float]], values: tuple[int, ...]) -> list[list[tuple[int, float]]]:
+    """Consecutive stretches of plotted points (a skipped value starts a new stretch)."""
+    runs: list[list[tuple[int, float]]] = []
+    for v, y in kept:
+        if runs and values.index(v) == values.index(runs[-1][-1][0]) + 1:
+            runs[-1].append((v, y))
+        else:
+            runs.append([(v, y)])
+    return runs
 
 
 def svg(curves: list[Curve]) -> str:
@@ -190,11 +225,18 @@ def svg(curves: list[Curve]) -> str:
 
 def summary(curve_: Curve) -> str:
     """One sentence on where the prompt's meaning moves most (the smallest neighbour similarity)."""
-    pairs = [(y, v) for v, y in zip(curve_.values, curve_.to_neighbour) if y is not None]
-    if not pairs:
-        return ""
-    y, v = min(pairs)
-    text = f"{curve_.label}: the biggest step is between skip {v - 1} and {v} (similarity {y:.2f})"
-    if curve_.current is not None and int(curve_.current) in curve_.values:
-        text += f"; your value {format_value(curve_.current)} is {curve_.point(int(curve_.current)):.2f} similar to the last layer"
-    return text + "."
+    broken = [v for v, a, b in zip(curve_.values, curve_.to_last, curve_.to_neighbour)
+              if not math.isfinite(a) or (b is not None and not math.isfinite(b))]
+    pairs = [(y, v) for v, y in zip(curve_.values, curve_.to_neighbour) if y is not None and math.isfinite(y)]
+    text = ""
+    if pairs:
+        y, v = min(pairs)
+        text = f"{curve_.label}: the biggest step is between skip {v - 1} and {v} (similarity {y:.2f})"
+        if curve_.current is not None and int(curve_.current) in curve_.values and math.isfinite(curve_.point(int(curve_.current))):
+            text += f"; your value {format_value(curve_.current)} is {curve_.point(int(curve_.current)):.2f} similar to the last layer"
+        text += "."
+    if broken:
+        shown = ", ".join(map(str, broken[:8])) + ("…" if len(broken) > 8 else "")
+        text += (f" {curve_.label}: no number at skip {shown} (the hidden states hold NaN or infinity, "
+                 "e.g. a half-precision overflow); those points are left out.")
+    return text.strip()

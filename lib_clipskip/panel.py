@@ -92,6 +92,7 @@ class View:
     compat_family: str | None
     files: list[Any] = field(default_factory=list)  # (PromptReference, FileReport | None), prompt order
     infos: list[str] = field(default_factory=list)  # plain remarks
+    loading: bool = False  # no model yet, or the host is loading one: the browser asks again soon
 
     def value_of(self, name: str) -> float | None:
         return next((line.value for line in self.lines if line.name == name), None)
@@ -150,7 +151,7 @@ def view(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None, ada
     adapter = adapter or hosts.current()
     shared = adapter.shared()
     if sd_model is None:
-        sd_model = getattr(shared, "sd_model", None)
+        sd_model = adapter.current_model()
     options = settings.current()
     info = adapter.inspect(sd_model).info
     parsed = request_from_args([enabled, clip_skip, clip_skip_g], defaults=options.defaults)
@@ -167,7 +168,10 @@ def view(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None, ada
         request = ClipSkipRequest(False, defaults=options.defaults)
 
     resolution = plan.resolve(request, info)
-    notes += [m for m in resolution.messages if m not in notes]
+    if info.loading:  # not "no effect": the host is swapping weights; the panel asks again soon
+        notes.append("The model is loading; this panel updates when it is ready.")
+    else:
+        notes += [m for m in resolution.messages if m not in notes]
     chosen = resolution.plan
     lines = []
     for slot in info.slots:
@@ -177,7 +181,7 @@ def view(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None, ada
             lines.append(EncoderLine(spec.name, spec.label, slot.host_value, "host", slot.host_value, spec.depth))
         else:
             lines.append(EncoderLine(spec.name, spec.label, value, request.source_for(spec), slot.host_value, spec.depth))
-    if info.family is Family.OTHER and sd_model is not None and not request.enabled:
+    if info.family is Family.OTHER and sd_model is not None and not request.enabled and not info.loading:
         notes.append(f"CLIP skip has no effect on {info.label}: {info.no_effect_reason or 'no CLIP layer to choose'}.")
     if info.family is Family.OTHER and sd_model is None and not any("no model" in n for n in notes):
         notes.append("No model is loaded yet; the panel updates when one is.")
@@ -203,6 +207,7 @@ def view(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None, ada
         clip_skip_maximum=(main_spec or CLIP_L_SD1).depth if info.family is not Family.OTHER else max(CLIP_L_SD1.depth, CLIP_H_SD2.depth),
         compat_family=COMPAT_FAMILIES.get(info.family) or (type(sd_model).__name__ if sd_model is not None else None),
         infos=infos,
+        loading=info.loading or sd_model is None,
     )
     if with_files:
         result.files = compat_reports(prompt or "", result, shared, info.host)
@@ -235,7 +240,7 @@ def _source(line: EncoderLine) -> str:
 
 
 def status_html(shown: View) -> str:
-    parts = ['<div class="clipskip-summary">']
+    parts = ['<div class="clipskip-summary" data-clipskip-loading="1">' if shown.loading else '<div class="clipskip-summary">']
     if shown.lines:
         values = " · ".join(
             f'<span class="clipskip-value" data-clipskip-encoder="{e(line.name)}">'
@@ -324,7 +329,7 @@ def explore(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None, 
     state = getattr(shared, "state", None)
     if getattr(state, "job_count", 0) not in (0, None):
         return _message("A generation is running; the layer explorer runs when it has finished.", "warning")
-    sd_model = getattr(shared, "sd_model", None)
+    sd_model = adapter.current_model()
     if sd_model is None:
         return _message("No model is loaded: load a checkpoint, then try again.", "warning")
     host_lock = webui_queue_lock()
@@ -340,6 +345,7 @@ def explore(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None, 
                                      f"CLIP skip has no effect on {shown.family_label}: nothing to explore."), "warning")
             text = strip_extra_networks(prompt or "").strip()
             started = time.perf_counter()
+            networks = adapter.loaded_networks()
             states = adapter.layer_states(sd_model, text)
             order = [line.name for line in shown.lines]
             curves = [explorer.curve(states[name].states, states[name].slot.spec, states[name].final_norm,
@@ -358,9 +364,18 @@ def explore(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None, 
     shown_prompt = text if len(text) <= 80 else text[:77] + "…"
     summaries = "".join(f"<li>{e(explorer.summary(c))}</li>" for c in curves)
     return (f'<div class="clipskip-explorer-result"><div class="clipskip-dim">“{e(shown_prompt) or "(empty prompt)"}” · '
-            f"one pass of {e(shown.family_label)}'s text encoder, without LoRAs, in {took * 1000:.0f} ms. "
+            f"one pass of {e(shown.family_label)}'s text encoder{e(_networks_text(networks))}, in {took * 1000:.0f} ms. "
             "Higher = this value conditions the image much like the last layer.</div>"
             f"{explorer.svg(curves)}<ul class=\"clipskip-explorer-notes\">{summaries}</ul></div>")
+
+
+def _networks_text(networks: list[str] | None) -> str:
+    if networks is None:
+        return " as the host has it loaded now (with any LoRAs the last generation left applied)"
+    if not networks:
+        return ", without LoRAs"
+    shown = ", ".join(networks[:5]) + ("…" if len(networks) > 5 else "")
+    return f", with the LoRAs the last generation left applied ({shown})"
 
 
 # --- gradio -----------------------------------------------------------------------------------
@@ -416,8 +431,9 @@ def build(elem_id: Callable[[str], str], input_accordion: Callable[..., Any], ti
     with input_accordion(False, label=title, elem_id=elem_id("enabled")) as enabled:
         status = gr.HTML(value="", elem_id=elem_id("status"), elem_classes=["clipskip-status", tab_class])
         with gr.Row(elem_classes=["clipskip-row"]):
+            # labels unique in the tab: the hosts save UI defaults in ui-config.json by label
             clip_skip = gr.Slider(
-                minimum=0, maximum=CLIP_L_SD1.depth, step=0.05, value=0, label="CLIP skip",
+                minimum=0, maximum=CLIP_L_SD1.depth, step=0.05, value=0, label="CLIP skip value",
                 info=f"1 = last layer, 2 = penultimate; fractions blend neighbouring layers. {AUTO_INFO}",
                 elem_id=elem_id("clip_skip"), elem_classes=["clipskip-slider"])
             clip_skip_g = gr.Slider(
@@ -431,7 +447,8 @@ def build(elem_id: Callable[[str], str], input_accordion: Callable[..., Any], ti
             plot = gr.HTML(value="", elem_id=elem_id("plot"), elem_classes=["clipskip-plot-box"])
         prompt = gr.Textbox(value="", show_label=False, lines=1, elem_id=elem_id("prompt"),
                             elem_classes=["clipskip-hidden", "clipskip-prompt-sink", tab_class])
-        refresh = gr.Button("refresh", elem_id=elem_id("refresh"), elem_classes=["clipskip-hidden", "clipskip-refresh", tab_class])
+        refresh = gr.Button("CLIP skip refresh", elem_id=elem_id("refresh"),
+                            elem_classes=["clipskip-hidden", "clipskip-refresh", tab_class])
 
     slider_id, accordion_id = elem_id("clip_skip"), elem_id("enabled")
 

@@ -34,6 +34,7 @@ class ModelInfo:
     host: str  # "a1111" or "forge"
     slots: tuple[EncoderSlot, ...] = ()
     no_effect_reason: str | None = None  # set when clip skip cannot change this model
+    loading: bool = False  # the host is (re)loading it: its encoders are not set up yet
 
     @property
     def label(self) -> str:

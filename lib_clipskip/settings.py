@@ -18,6 +18,9 @@ from lib_clipskip.values import ClipSkipValueError, Family, default_values, form
 log = logging.getLogger("sd-webui-clipskip")
 
 SECTION = ("clipskip", "CLIP skip")
+#: the Settings page's "Stable Diffusion" category, where the hosts' own Clip skip lives
+#: (A1111 v1.10.1 ``shared_options.py:28`` registers it; ``OptionInfo(category_id=…)``)
+CATEGORY = "sd"
 
 
 @dataclass(frozen=True)
@@ -71,9 +74,9 @@ def register(shared: Any = None) -> None:
         if option.numeric:
             info = shared.OptionInfo(option.default, option.label, gr.Slider,
                                      {"minimum": option.minimum, "maximum": option.maximum, "step": SLIDER_STEP},
-                                     section=SECTION)
+                                     section=SECTION, category_id=CATEGORY)
         else:
-            info = shared.OptionInfo(option.default, option.label, section=SECTION)
+            info = shared.OptionInfo(option.default, option.label, section=SECTION, category_id=CATEGORY)
         if option.info:
             info = info.info(option.info)
         shared.opts.add_option(option.key, info)

@@ -127,3 +127,57 @@ def test_summary_names_the_biggest_step():
     text = explorer.summary(c)
     assert "between skip 2 and 3" in text and "0.90 similar" in text
 
+
+
+def test_nan_in_the_hidden_states_leaves_a_gap_and_says_so():
+    """One NaN (a half-precision overflow in the host) must not raise out of the plot."""
+    import math
+
+    c = explorer.Curve("clip_l", "CLIP ViT-L", (1, 2, 3, 4), (1.0, math.nan, 0.8, 0.7), (None, math.nan, math.nan, 0.9), 2.0)
+    svg = explorer.svg([c])
+    assert svg.count("<polyline") == 3  # "vs last": 1 | 3-4; "vs previous": 4 alone
+    assert "nan" not in svg.lower().replace("clipskip", "")
+    text = explorer.summary(c)
+    assert "no number at skip 2, 3" in text and "NaN" in text
+    everything_nan = explorer.Curve("clip_l", "CLIP ViT-L", (1, 2), (math.nan, math.nan), (None, math.nan), None)
+    assert explorer.svg([everything_nan]).endswith("</svg>") and "no number at skip 1, 2" in explorer.summary(everything_nan)
+
+
+@pytest.mark.parametrize("lowest, expected", [
+    (0.47, [0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]),
+    (0.93, [0.92, 0.94, 0.96, 0.98, 1.0]),
+    (-0.3, [-0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0]),
+    (0.992, [0.99, 1.0]),
+])
+def test_y_ticks_are_round_numbers(lowest, expected):
+    c = explorer.Curve("clip_l", "x", (1, 2, 3), (1.0, (1 + lowest) / 2, lowest), (None, 0.99, 0.99), None)
+    ticks = explorer.y_ticks(c)
+    assert ticks == pytest.approx(expected)
+    svg = explorer.svg([c])
+    labels = re.findall(r'class="clipskip-tick" x="[\d.]+" y="[\d.]+" text-anchor="end">([^<]+)<', svg)
+    assert labels == [explorer._tick_text(t, ticks) for t in ticks]
+    assert all(len(label.split(".")[1]) <= 2 for label in labels)
+
+
+def test_the_current_value_label_sits_above_the_curves():
+    svg = explorer.svg([fake_curve(current=11.0)])
+    match = re.search(r'<text class="clipskip-current-label" x="([\d.]+)" y="([\d.]+)" text-anchor="(\w+)"', svg)
+    assert match and float(match.group(2)) < explorer.TOP and match.group(3) == "end"  # right half: leftwards
+    assert 'paint-order="stroke"' in svg
+
+
+def test_explorer_says_which_loras_are_applied(webui, monkeypatch):
+    import sys
+    import types
+
+    from lib_clipskip import panel
+
+    webui.load("sd1")
+    monkeypatch.setitem(sys.modules, "networks", types.SimpleNamespace(loaded_networks=[]))
+    assert "without LoRAs" in panel.explore(True, 2, 0, "a cat")
+    lora = types.SimpleNamespace(name="style_v2", mentioned_name="style")
+    monkeypatch.setitem(sys.modules, "networks", types.SimpleNamespace(loaded_networks=[lora]))
+    html = panel.explore(True, 2, 0, "a cat")
+    assert "with the LoRAs the last generation left applied (style)" in html and "without LoRAs" not in html
+    monkeypatch.delitem(sys.modules, "networks")
+    assert "without LoRAs" not in panel.explore(True, 2, 0, "a cat")

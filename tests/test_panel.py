@@ -10,6 +10,7 @@ from pathlib import Path
 
 import compat_files
 import pytest
+import torch
 
 from lib_clipskip import panel
 from lib_clipskip.values import Family
@@ -145,6 +146,40 @@ def test_no_model_loaded(webui):
     shown = panel.view(True, 2, 0, "")
     assert shown.family is Family.OTHER and shown.clip_skip_interactive
     assert any("no model" in note.lower() for note in shown.notes)
+    assert 'data-clipskip-loading="1"' in panel.status_html(shown)  # the browser asks again
+
+
+@pytest.mark.parametrize("family", ["sd1", "sdxl"])
+def test_a1111_reloading_weights_says_loading_not_no_effect(a1111, family):
+    """``reload_model_weights`` undoes the hijack while it loads: the encoders are the upstream
+    classes for a moment (sd_hijack.py ``undo_hijack``); that is not "no effect"."""
+    model = a1111.load(family)
+    if family == "sd1":
+        model.cond_stage_model = model.cond_stage_model.wrapped
+    else:
+        for index, embedder in enumerate(list(model.conditioner.embedders)):
+            model.conditioner.embedders[index] = embedder.wrapped
+    shown = panel.view(True, 2, 0, "a cat")
+    assert shown.notes == ["The model is loading; this panel updates when it is ready."]
+    assert not any("no effect" in note or "XLM" in note for note in shown.notes)
+    assert 'data-clipskip-loading="1"' in panel.status_html(shown)
+
+
+def test_a1111_unknown_text_encoders_are_named(a1111):
+    model = a1111.load("sd1")
+
+    class FrozenXLMREmbedderWithCustomWords(torch.nn.Module):
+        pass
+
+    model.cond_stage_model = FrozenXLMREmbedderWithCustomWords()
+    assert any("Alt-Diffusion" in note for note in panel.view(True, 2, 0, "").notes)
+
+    class T5Wrapper(torch.nn.Module):
+        pass
+
+    model.cond_stage_model = T5Wrapper()
+    notes = panel.view(True, 2, 0, "").notes
+    assert any("(T5Wrapper) is not a CLIP model" in note for note in notes) and not any("Alt-Diffusion" in n for n in notes)
 
 
 # --- LoRAs and embeddings ---------------------------------------------------------------------

@@ -32,7 +32,7 @@ def test_registered_in_its_own_section_as_plain_options(webui):
     assert {k: v.default for k, v in ours.items()} == EXPECTED
     for key, info in ours.items():
         assert type(info) is webui.shared.OptionInfo  # plain: Quicksettings and the API can use it
-        assert info.section == ("clipskip", "CLIP skip")
+        assert info.section == ("clipskip", "CLIP skip") and info.category_id == "sd"  # not "Uncategorized"
         assert info.label
         assert webui.shared.opts.data[key] == EXPECTED[key]  # add_option puts the default in data
         if isinstance(EXPECTED[key], bool):

@@ -17,8 +17,10 @@ XYZ_FILE = Path(standin.HERE) / "{host}" / "scripts" / "xyz_grid.py"
 
 
 class WebUI:
-    def __init__(self, host: str, config_file: Path | None = None, api_only: bool = False):
+    def __init__(self, host: str, config_file: Path | None = None, api_only: bool = False,
+                 ui_config_file: Path | None = None):
         self.host = host
+        self.ui_config_file = ui_config_file  # ui-config.json: UI defaults by label (modules/ui_loadsave.py)
         self.api_only = api_only  # --nowebui: Api.__init__ builds the UI (ui()) before on_before_ui runs
         self.shared = standin.use(host)
         if config_file is not None:
@@ -42,17 +44,29 @@ class WebUI:
         self.build_ui()
 
     def build_ui(self):
+        """``modules/ui.create_ui``: one Blocks per tab, then ``loadsave.add_block(interface, tab)``
+        applies ``ui-config.json`` to every labelled component (ui.py:1110-1172)."""
         import gradio as gr
 
+        ui_loadsave = importlib.import_module("modules.ui_loadsave")
         self.callbacks.ui_settings_callback()
         if not self.api_only:
             self.callbacks.before_ui_callback()
-        with gr.Blocks() as self.demo:
-            for tab, is_img2img in (("txt2img", False), ("img2img", True)):
+        self.interfaces = {}
+        for tab, is_img2img in (("txt2img", False), ("img2img", True)):
+            with gr.Blocks(analytics_enabled=False) as interface:
                 runner = self.scripts.ScriptRunner()
                 runner.initialize_scripts(is_img2img)
                 runner.setup_ui()
-                self.runners[tab] = runner
+            self.runners[tab] = runner
+            self.interfaces[tab] = interface
+        self.loadsave = ui_loadsave.UiLoadsave(str(self.ui_config_file or "/nonexistent/ui-config.json"))
+        with gr.Blocks() as self.demo:
+            for tab, interface in self.interfaces.items():
+                interface.render()
+                self.loadsave.add_block(interface, tab)
+        if self.ui_config_file is not None:
+            self.loadsave.dump_defaults()
         if self.api_only:
             self.callbacks.before_ui_callback()
 

@@ -33,6 +33,25 @@ _FAMILIES = {
 class A1111Adapter(HostAdapter):
     name = "a1111"
 
+    def current_model(self) -> Any:
+        """The loaded model without loading one: A1111's ``shared.sd_model`` loads a checkpoint
+        when none is loaded yet (``sd_models.py`` ``SdModelData.get_sd_model``), e.g. while the
+        panel refreshes during start-up."""
+        try:
+            from modules import sd_models
+
+            return sd_models.model_data.sd_model
+        except (ImportError, AttributeError):
+            return self.shared().sd_model
+
+    def encode_prompt(self, sd_model: Any, prompt: str) -> Any:
+        """As ``get_conds_with_caching`` encodes (``processing.py:487``): inside ``devices.autocast()``,
+        which FP8 weights and half precision need."""
+        from modules import devices
+
+        with devices.autocast():
+            return sd_model.get_learned_conditioning([prompt])
+
     def inspect(self, sd_model: Any, host_option: int | None = None) -> LoadedModel:
         if sd_model is None:
             return LoadedModel(ModelInfo(Family.OTHER, self.name, no_effect_reason="no model is loaded"))
@@ -63,12 +82,25 @@ class A1111Adapter(HostAdapter):
                 handles[spec.name] = open_clip_handle(wrapper.wrapped, spec)
         family = _FAMILIES.get(frozenset(handle.slot.spec for handle in handles.values()))
         if family is None:
-            return LoadedModel(ModelInfo(
-                Family.OTHER, self.name,
-                no_effect_reason="its text encoder is not a CLIP model this extension knows "
-                                 "(Alt-Diffusion's XLM-R projects its last layer)"))
+            return LoadedModel(_unknown(wrappers, self.name))
         slots = tuple(handles[spec_name].slot for spec_name in sorted(handles, key=lambda n: n != "clip_l"))
         return LoadedModel(ModelInfo(family, self.name, slots), handles)
+
+
+#: the upstream encoders before ``sd_hijack.model_hijack.hijack`` wraps them (sd_hijack.py:232-262):
+#: seen while ``reload_model_weights`` has undone the hijack to load new weights
+_UNWRAPPED = {"FrozenCLIPEmbedder", "FrozenOpenCLIPEmbedder", "FrozenOpenCLIPEmbedder2"}
+
+
+def _unknown(wrappers: list[Any], host: str) -> ModelInfo:
+    names = sorted({type(w).__name__ for w in wrappers if w is not None})
+    if _UNWRAPPED & set(names):
+        return ModelInfo(Family.OTHER, host, loading=True, no_effect_reason="the model is loading")
+    if "FrozenXLMREmbedderWithCustomWords" in names:
+        reason = "Alt-Diffusion's XLM-R text encoder projects its last layer"
+    else:
+        reason = f"its text encoder ({', '.join(names) or 'none'}) is not a CLIP model this extension knows"
+    return ModelInfo(Family.OTHER, host, no_effect_reason=reason)
 
 
 def _sdxl_clip_l_host_value(wrapper: Any, opts: Any, option: int, depth: int) -> float:

@@ -135,6 +135,18 @@ class HostAdapter:
         """The host's own conditioning of one prompt (tokens, embeddings, chunks), outside a generation."""
         return sd_model.get_learned_conditioning([prompt])
 
+    def loaded_networks(self) -> list[str] | None:
+        """The LoRAs applied to the text encoder now, outside a generation: both hosts keep the last
+        generation's (A1111 ``extensions-builtin/Lora/networks.py`` applies ``loaded_networks`` to
+        the weights at the next forward; Forge ``sd_forge_lora/networks.py`` keeps the patched CLIP
+        in ``forge_objects``).  None when the host's LoRA module is not loaded."""
+        import sys
+
+        networks = getattr(sys.modules.get("networks"), "loaded_networks", None)
+        if not isinstance(networks, list):
+            return None
+        return [str(getattr(n, "mentioned_name", None) or getattr(n, "name", "?")) for n in networks]
+
     def layer_states(self, sd_model: Any, prompt: str) -> dict[str, LayerStates]:
         """One full text-encoder pass for ``prompt``: every hidden state of every encoder (layer explorer)."""
         import torch

@@ -158,6 +158,8 @@ class ScriptRunner:
         if controls is None:
             return
         script.name = script.title().lower()
+        for control in controls:  # scripts.py:658: ui-config.json keys become customscript/<file>/…
+            control.custom_script_source = os.path.basename(script.filename)
         if script.infotext_fields is not None:
             self.infotext_fields += script.infotext_fields
         if script.paste_field_names is not None:
