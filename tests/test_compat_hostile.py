@@ -67,9 +67,9 @@ def test_hostile_pickle_inside_a_png_embedding(tmp_path):
     "writer, reason",
     [
         (write_huge_header_length, "exceeds"),
-        (write_non_json_header, "not valid JSON"),
-        (write_offsets_past_end, "offsets"),
-        (write_empty, "empty"),
+        (write_non_json_header, "not a JSON object"),
+        (write_offsets_past_end, "truncated: the header promises 12288 bytes of tensor data but only 16 follow it"),
+        (write_empty, "an empty file (0 bytes)"),
     ],
 )
 def test_broken_safetensors(tmp_path, writer, reason):
@@ -109,9 +109,9 @@ def test_more_broken_headers(tmp_path, body, reason):
 
 
 def test_empty_pickle_and_png(tmp_path):
-    for name in ("e.pt", "e.bin", "e.png"):
+    for name in ("e.pt", "e.bin", "e.png", "e.webp"):
         report = analyze_path(str(write_empty(tmp_path / name)))
-        assert report.error == "empty file"
+        assert report.error == "an empty file (0 bytes)"
 
 
 @pytest.mark.parametrize(
@@ -125,7 +125,7 @@ def test_empty_pickle_and_png(tmp_path):
         ),
         (
             png_bytes([(b"tEXt", b"sd-ti-embedding\0" + base64.b64encode(b'{"a": 1}'))]),
-            "holds no embedding",
+            "no embedding the WebUI could load",
         ),
         (png_bytes([(b"zTXt", b"sd-ti-embedding\0\0garbage")]), "corrupt compressed"),
         (png_bytes()[:40], "truncated"),
@@ -141,9 +141,9 @@ def test_broken_png(tmp_path, content, reason):
 def test_zip_bomb_text_chunk_is_bounded(tmp_path):
     import zlib
 
-    from lib_clipskip.compat import readers
+    from lib_clipskip.compat import images
 
-    bomb = zlib.compress(b"A" * (readers.MAX_TI_PAYLOAD_BYTES + 1024), 9)
+    bomb = zlib.compress(b"A" * (images.MAX_TI_PAYLOAD_BYTES + 1024), 9)
     path = tmp_path / "bomb.png"
     path.write_bytes(png_bytes([(b"zTXt", b"sd-ti-embedding\0\0" + bomb)]))
     report = analyze_path(str(path))
@@ -180,22 +180,23 @@ def test_one_bad_file_never_hides_the_others(tmp_path):
     assert not marker.exists()
 
 
-def test_without_torch_pickles_are_unreadable(tmp_path, monkeypatch):
-    pytest.importorskip("torch")
-    path = write_a1111_pt_embedding(tmp_path / "ti.pt")
+def test_pickles_are_read_without_torch(tmp_path, monkeypatch):
+    pytest.importorskip("torch")  # to write the file
+    path = write_a1111_pt_embedding(tmp_path / "ti.pt", 768, 4)
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
     report = analyze_path(str(path))
-    assert report.error == "torch is not installed"
+    assert report.error is None
+    assert (report.kind, report.format, report.family, report.vectors) == ("embedding", "a1111-pt", "sd1", 4)
 
 
-def test_oversized_pickle_is_not_loaded(tmp_path, monkeypatch):
-    from lib_clipskip.compat import readers
+def test_a_pickle_larger_than_its_limit_is_not_unpickled(tmp_path, monkeypatch):
+    from lib_clipskip.compat import pickles
 
-    path = tmp_path / "big.ckpt"
-    path.write_bytes(b"\0" * 2048)
-    monkeypatch.setattr(readers, "MAX_PICKLE_BYTES", 1024)
+    pytest.importorskip("torch")
+    path = write_a1111_pt_embedding(tmp_path / "ti.pt", 768, 4)
+    monkeypatch.setattr(pickles, "MAX_PICKLE_STREAM_BYTES", 64)
     report = analyze_path(str(path))
-    assert report.error and "limit" in report.error
+    assert report.error and "larger than the 64 byte limit" in report.error
 
 
 def test_files_outside_allowed_roots_are_not_read(tmp_path):

@@ -15,15 +15,36 @@ from .analysis import analyze_path
 from .paths import is_under_roots
 from .report import FileReport
 
+# Analyses running at once, across every cache and caller: each may hold a header of up
+# to 100 MB while it parses, so this bounds the memory, not only the CPU.
+MAX_CONCURRENT_ANALYSES = 2
+_analysis_slots = threading.BoundedSemaphore(MAX_CONCURRENT_ANALYSES)
+
+
+class _InFlight:
+    """One running analysis that later callers for the same file wait for."""
+
+    __slots__ = ("done", "report", "stamp")
+
+    def __init__(self, stamp):
+        self.stamp = stamp
+        self.done = threading.Event()
+        self.report: FileReport | None = None
+
 
 class ReportCache:
     """Analyses by file identity. A changed file (size or mtime) is analysed again; the
     least recently used entries go first past ``max_entries``, so memory stays bounded.
+
+    Each file is analysed once however many threads ask at the same time (the panel's
+    parallel refreshes, a generation, the alias reader): the first caller analyses, the
+    others wait for its report.
     """
 
     def __init__(self, max_entries: int = 8192):
         self.max_entries = max_entries
         self._entries: OrderedDict[str, tuple[tuple[int, int], FileReport]] = OrderedDict()
+        self._running: dict[str, _InFlight] = {}
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -34,6 +55,16 @@ class ReportCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def cached(self, path: str) -> FileReport | None:
+        """The report if the file is analysed and unchanged; never analyses."""
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return None
+        with self._lock:
+            cached = self._entries.get(path)
+        return cached[1] if cached is not None and cached[0] == (stat.st_size, stat.st_mtime_ns) else None
 
     def get(self, path: str) -> FileReport:
         try:
@@ -47,13 +78,34 @@ class ReportCache:
                 self._entries.move_to_end(path)
                 self.hits += 1
                 return cached[1]
-        report = analyze_path(path)
-        with self._lock:
-            self.misses += 1
-            self._entries[path] = (stamp, report)
-            self._entries.move_to_end(path)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            running = self._running.get(path)
+            owner = running is None or running.stamp != stamp
+            if owner:
+                running = self._running[path] = _InFlight(stamp)
+        if not owner:
+            running.done.wait()
+            with self._lock:
+                self.hits += 1
+            return running.report
+        report = None
+        try:
+            with _analysis_slots:
+                report = analyze_path(path)
+        finally:
+            interrupted = report is None  # analyze_path catches every file error; this is Ctrl-C and such
+            if interrupted:
+                report = FileReport(path=path, error="cannot analyse: interrupted")
+            with self._lock:
+                self.misses += 1
+                if not interrupted:
+                    self._entries[path] = (stamp, report)
+                    self._entries.move_to_end(path)
+                    while len(self._entries) > self.max_entries:
+                        self._entries.popitem(last=False)
+                if self._running.get(path) is running:
+                    del self._running[path]
+            running.report = report
+            running.done.set()
         return report
 
 
