@@ -12,11 +12,10 @@ import json
 import os
 import sys
 
-from .compat import check_files, walk_model_files
+from .compat import analyze_file, check_files, walk_model_files
 from .compat.advice import DEFAULT_CLIP_SKIP, fmt_skip
 from .compat.analysis import IMAGE_EXTS
-from .compat.readers import find_png_ti_text
-from .compat.report import ENCODER_LAYERS, HOSTS, SD_FAMILIES, UnreadableFile
+from .compat.report import ENCODER_LAYERS, HOSTS, KIND_EMBEDDING, SD_FAMILIES
 
 # Folders of a WebUI install that hold LoRAs and embeddings (A1111 and Forge defaults).
 WEBUI_MODEL_FOLDERS = ("models/Lora", "models/LyCORIS", "embeddings")
@@ -83,23 +82,22 @@ def _is_webui_root(folder: str) -> bool:
     return has_entry and os.path.isdir(os.path.join(folder, "models"))
 
 
-def _has_png_embedding(path: str) -> bool:
-    try:
-        return find_png_ti_text(path) is not None
-    except (UnreadableFile, OSError):
-        return False
+def _is_embedding_image(path: str) -> bool:
+    report = analyze_file(path)
+    return report.kind == KIND_EMBEDDING or report.error is not None
 
 
 def collect_files(paths) -> list[str]:
     """Explicit files as given; folders walked recursively. In folders, images count
-    only when they carry an embedding (LoRA previews are images too)."""
+    only when they carry an embedding, or something that fails to read as one (LoRA
+    previews are images too, and the hosts skip images without an embedding)."""
     files = []
     for path in paths:
         if not os.path.isdir(path):
             files.append(path)
             continue
         for found in walk_model_files(path):
-            if found.lower().endswith(IMAGE_EXTS) and not _has_png_embedding(found):
+            if found.lower().endswith(IMAGE_EXTS) and not _is_embedding_image(found):
                 continue
             files.append(found)
     seen = set()
