@@ -654,7 +654,25 @@ def zero_layer_header(layers: int) -> bytes:
 
 
 def empty_objects_header(megabytes: float) -> bytes:
-    """A header of ``[{},{},{},...]``: valid JSON, ~3 values a byte once parsed."""
+    """A header of ``{"x": [{},{},{},...]}``: valid JSON, one object per 3 bytes once parsed."""
     count = int(megabytes * 1_000_000) // 3
-    header = b"[" + b"{}," * (count - 1) + b"{}]"
+    header = b'{"x":[' + b"{}," * (count - 1) + b"{}]}"
     return struct.pack("<Q", len(header)) + header
+
+
+def without_newer_torch_entries(path) -> Path:
+    """Rewrite a torch zip without the ``.format_version``/``.storage_alignment`` records
+    recent torch versions add: the file as torch 2.1 (A1111 v1.10's) or 1.x writes it,
+    which A1111's safe loader accepts (its name check predates those records)."""
+    import io
+    import zipfile
+
+    source = zipfile.ZipFile(str(path))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as target:
+        for info in source.infolist():
+            if info.filename.split("/", 1)[-1] not in (".format_version", ".storage_alignment"):
+                target.writestr(info, source.read(info))
+    source.close()
+    Path(path).write_bytes(out.getvalue())
+    return Path(path)

@@ -13,16 +13,22 @@ import tracemalloc
 import pytest
 from compat_files import (
     CodeOnLoad,
+    empty_objects_header,
     hostile_pickle_bytes,
     png_bytes,
     write_a1111_pt_embedding,
     write_empty,
     write_hostile_pickle,
     write_hostile_torch_zip,
+    write_html_page,
     write_huge_header_length,
     write_kohya_lora,
+    write_lfs_pointer,
     write_non_json_header,
     write_offsets_past_end,
+    write_random_bytes,
+    write_truncated,
+    zero_layer_header,
 )
 
 from lib_clipskip.compat import analyze_path, check_files
@@ -230,3 +236,237 @@ def test_malformed_entry_of_a_tensor_that_is_read(tmp_path, entry):
     path.write_bytes(struct.pack("<Q", len(header)) + header + b"\1" * 16)
     report = analyze_path(str(path))
     assert report.error and f"tensor {up!r}" in report.error
+
+
+# ------------------------------------------------------------- item 4: say what a file really is
+
+
+def _saved_safetensors(tmp_path):
+    return write_kohya_lora(tmp_path / "real.safetensors", "sd1", clip_skip=2)
+
+
+@pytest.mark.parametrize(
+    "name, make, reason",
+    [
+        ("page.safetensors", lambda p, t: write_html_page(p),
+         "an HTML page (a download that failed or needed a login), not a safetensors file"),
+        ("page.pt", lambda p, t: write_html_page(p), "an HTML page (a download that failed or needed a login), not a torch .pt file"),
+        ("noise.pt", lambda p, t: write_random_bytes(p), "unknown binary data, not a torch .pt file (a damaged or partial download?)"),
+        ("noise.safetensors", lambda p, t: write_random_bytes(p), "safetensors header length"),
+        ("pointer.safetensors", lambda p, t: write_lfs_pointer(p),
+         "a Git LFS pointer (a few lines of text: the model itself was never downloaded), not a safetensors file"),
+        ("image.pt", lambda p, t: p.write_bytes(png_bytes()), "a PNG image, not a torch .pt file"),
+        ("zeros.ckpt", lambda p, t: p.write_bytes(b"\0" * 4096),
+         "only zero bytes (a download or copy that never wrote its data), not a torch .ckpt file"),
+        ("named.pt", lambda p, t: p.write_bytes(_saved_safetensors(t).read_bytes()),
+         "a safetensors file with a .pt name: the WebUI reads .pt files with torch and fails on it; rename it to .safetensors"),
+        ("cut.safetensors", lambda p, t: write_truncated(p, _saved_safetensors(t), 0.6), "truncated: the header promises"),
+        ("plain.pt", lambda p, t: p.write_bytes(pickle.dumps({"emb_params": [0.0] * 8})),
+         "a plain Python pickle, not a file written by torch.save: the WebUI cannot load it"),
+    ],
+)
+def test_garbage_says_what_it_is(tmp_path, name, make, reason):
+    path = tmp_path / name
+    make(path, tmp_path)
+    report = analyze_path(str(path))
+    assert report.error and report.error.startswith(reason), report.error
+    assert [w.code for w in check_files([path], "sd1", 1)[0].warnings] == ["unreadable"]
+
+
+def test_a_truncated_torch_zip(tmp_path):
+    torch = pytest.importorskip("torch")
+    source = tmp_path / "full.pt"
+    torch.save({"emb_params": torch.randn(4, 768)}, str(source))
+    path = write_truncated(tmp_path / "cut.pt", source, 0.5)
+    report = analyze_path(str(path))
+    assert report.error == "a truncated zip (the end of the archive is missing: an interrupted download?)"
+
+
+def test_types_the_safe_loader_does_not_allow_are_named(tmp_path):
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "mask.pt"
+    torch.save({"mask": torch.zeros(3, dtype=torch.bool)}, str(path))
+    report = analyze_path(str(path))
+    assert report.error == ("refused: the pickle asks for torch.BoolStorage, a type the WebUI's safe loader does not allow "
+                            "either; nothing in the file was run")
+
+
+def _legacy_stream(main_pickle: bytes) -> bytes:
+    """The legacy torch layout around a hand-made main pickle."""
+    head = pickle.dumps(0x1950A86A20F9469CFC6C, 2) + pickle.dumps(1001, 2)
+    head += pickle.dumps({"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}}, 2)
+    return head + main_pickle + pickle.dumps([], 2)
+
+
+def test_numpy_arrays_larger_than_the_pickle_are_not_built(tmp_path):
+    # numpy.ndarray is allowed (the host allows it); ndarray((10**9,)) would be 8 GB
+    bomb = b"\x80\x02cnumpy\nndarray\nq\x00J\x00\xca\x9a;\x85q\x01\x85q\x02Rq\x03."
+    path = tmp_path / "bomb.pt"
+    path.write_bytes(_legacy_stream(bomb))
+    report = analyze_path(str(path))
+    assert report.error == "the pickle asks for a numpy array larger than the pickle itself; not built"
+
+
+def test_code_in_a_legacy_stream_is_refused(tmp_path):
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.pt"
+    path.write_bytes(_legacy_stream(hostile_pickle_bytes(marker)))
+    report = analyze_path(str(path))
+    assert report.error.startswith("refused: the pickle asks for io.open, code, not data")
+    assert not marker.exists()
+
+
+def test_zip_with_too_many_entries(tmp_path, monkeypatch):
+    import zipfile
+
+    from lib_clipskip.compat import torchfile
+
+    path = tmp_path / "many.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        for n in range(50):
+            archive.writestr(f"archive/data/{n}", b"\0")
+    monkeypatch.setattr(torchfile, "MAX_ZIP_ENTRIES", 20)
+    assert analyze_path(str(path)).error.startswith("a zip with 50 entries")
+
+
+# ------------------------------------------------------------- item 7: caps on what a header holds
+
+
+def test_a_header_of_millions_of_empty_objects_is_refused_before_parsing(tmp_path):
+    """A 14 MB header of {},{},... would parse into 4.7 million dicts (~350 MB); it is
+    refused on a count of its commas and brackets, so the peak is the raw header."""
+    path = tmp_path / "objects.safetensors"
+    path.write_bytes(empty_objects_header(14))
+    tracemalloc.start()
+    try:
+        report = analyze_path(str(path))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert report.error.startswith("safetensors header holds about 9333333 JSON items, more than the 4000000")
+    assert peak < 3 * path.stat().st_size
+
+
+def test_too_many_tensors_or_metadata_entries(tmp_path, monkeypatch):
+    from lib_clipskip.compat import readers
+
+    path = write_kohya_lora(tmp_path / "x.safetensors", "sd1", clip_skip=2)
+    monkeypatch.setattr(readers, "MAX_TENSORS", 100)
+    assert analyze_path(str(path)).error.startswith("safetensors header lists about 219 tensors, more than the 100 limit")
+    monkeypatch.setattr(readers, "MAX_TENSORS", 100_000)
+    monkeypatch.setattr(readers, "MAX_METADATA_ENTRIES", 3)
+    assert "__metadata__ has 9 entries, more than the 3 limit" in analyze_path(str(path)).error
+
+
+def test_deeply_nested_header(tmp_path):
+    body = b'{"a":' * 200_000 + b"1" + b"}" * 200_000
+    path = tmp_path / "deep.safetensors"
+    path.write_bytes(struct.pack("<Q", len(body)) + body)
+    assert analyze_path(str(path)).error == "safetensors header nests JSON too deeply to be a safetensors header"
+
+
+# ------------------------------------------------------------- item 6: thousands of fake layers
+
+
+def test_fake_text_encoder_layers_are_ignored_past_the_deepest_clip(tmp_path, monkeypatch):
+    from lib_clipskip.compat import keys
+
+    path = tmp_path / "layers.safetensors"
+    path.write_bytes(zero_layer_header(3000))
+    grouped = []
+    real = keys.modules_by_layer
+    monkeypatch.setattr(keys, "modules_by_layer", lambda *a: grouped.append(1) or real(*a))
+    report = analyze_path(str(path))
+    assert report.error is None
+    assert report.te_layers == {"clip_l": list(range(32))}
+    assert report.notes[0].startswith("2968 text-encoder modules name layers past 31")
+    assert grouped == [1]  # modules grouped by layer once, not once per layer
+
+
+# ------------------------------------------------------------- item 8: the key memo stays bounded
+
+
+def test_key_memo_never_exceeds_its_limit(tmp_path, monkeypatch):
+    from lib_clipskip.compat import keys
+
+    monkeypatch.setattr(keys, "_key_info", {})
+    monkeypatch.setattr(keys, "KEY_INFO_LIMIT", 400)
+    sizes = []
+    for name, layers in (("a", range(4)), ("b", range(4, 9)), ("c", range(12))):
+        analyze_path(str(write_kohya_lora(tmp_path / f"{name}.safetensors", "sd1", metadata=None, layers=layers, unet=False)))
+        sizes.append(keys.memo_sizes()[0])
+    # a: 72 keys, b: 90 more (162), c: 216 keys is more than a quarter of 400: not memoised
+    assert sizes == [72, 162, 162]
+    analyze_path(str(write_kohya_lora(tmp_path / "d.safetensors", "sd1", metadata=None, layers=range(5), unet=False)))
+    assert keys.memo_sizes()[0] <= 400
+
+
+# ------------------------------------------------------------- item 7: one analysis per file
+
+
+def test_concurrent_callers_share_one_analysis(tmp_path, monkeypatch):
+    import threading
+
+    from lib_clipskip.compat import ReportCache, cache
+
+    path = str(write_kohya_lora(tmp_path / "x.safetensors", "sd1", clip_skip=2))
+    calls, entered, release = [], threading.Event(), threading.Event()
+    real = cache.analyze_path
+
+    def slow(p):
+        calls.append(p)
+        entered.set()
+        release.wait(30)
+        return real(p)
+
+    monkeypatch.setattr(cache, "analyze_path", slow)
+    shared, results = ReportCache(), []
+    threads = [threading.Thread(target=lambda: results.append(shared.get(path))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    assert entered.wait(30)
+    release.set()
+    for thread in threads:
+        thread.join(30)
+    assert calls == [path]
+    assert len(results) == 4 and all(r is results[0] for r in results)
+    assert results[0].trained_clip_skip == 2
+
+
+def test_at_most_two_analyses_run_at_once(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from lib_clipskip.compat import ReportCache, cache
+
+    paths = [str(write_kohya_lora(tmp_path / f"{n}.safetensors", "sd1")) for n in range(4)]
+    inside, most, release = [], [0], threading.Event()
+    lock = threading.Lock()
+    real = cache.analyze_path
+
+    def held(p):
+        with lock:
+            inside.append(p)
+            most[0] = max(most[0], len(inside))
+        release.wait(30)
+        with lock:
+            inside.remove(p)
+        return real(p)
+
+    monkeypatch.setattr(cache, "analyze_path", held)
+    shared = ReportCache()
+    threads = [threading.Thread(target=shared.get, args=(p,)) for p in paths]
+    for thread in threads:
+        thread.start()
+    for _ in range(300):  # until two are in (no timing assert: only a bounded wait)
+        if len(inside) == 2:
+            break
+        time.sleep(0.01)
+    time.sleep(0.2)  # give the other two every chance to get in, if they could
+    with lock:
+        running = len(inside)
+    release.set()
+    for thread in threads:
+        thread.join(30)
+    assert running == 2 and most[0] == 2
+    assert len(shared) == 4

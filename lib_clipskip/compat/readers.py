@@ -247,7 +247,7 @@ def parse_header_json(raw: bytes) -> dict:
     items = raw.count(b",") + raw.count(b"{") + raw.count(b"[")
     if items > MAX_JSON_ITEMS:
         raise UnreadableFile(
-            f"safetensors header holds about {items} JSON values, more than the {MAX_JSON_ITEMS} a LoRA or "
+            f"safetensors header holds about {items} JSON items, more than the {MAX_JSON_ITEMS} a LoRA or "
             "embedding could need; not parsed")
     try:
         header = json.loads(raw)

@@ -65,7 +65,7 @@ def describe(head: bytes, file_size: int) -> str | None:
     bytes are a format we read (safetensors, zip, pickle) and need a closer look."""
     if file_size == 0:
         return "an empty file (0 bytes)"
-    if head[8:9] == b"{" or head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x80")):
+    if head[8:9] in (b"{", b"[") or head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x80")):
         return None  # safetensors, zip or pickle: the reader says what is wrong inside
     if not head.strip(b"\0"):
         return "only zero bytes (a download or copy that never wrote its data)"

@@ -127,8 +127,8 @@ def _open_zip(fh, path: str, file_size: int) -> TorchFile:
     unexpected = next((n for n in names if not _A1111_ZIP_NAMES.match(n)), None)
     refusal = None
     if unexpected is not None:
-        refusal = (f"A1111's safe loader refuses this file: it holds {unexpected!r}, which newer torch versions write "
-                   "and its check does not expect (safe.py:68); re-save it as .safetensors")
+        refusal = (f"its safe loader refuses files holding {unexpected!r}, which newer torch versions write "
+                   "(safe.py:68 does not expect it); re-save the file as .safetensors")
     return TorchFile(root, "zip", storages, reader, refusal)
 
 
@@ -168,8 +168,8 @@ def _open_legacy(fh, path: str, file_size: int) -> TorchFile:
 
     refusal = None
     if module_classes:
-        refusal = (f"A1111's safe loader refuses this file: it is an old (non-zip) torch file that stores the class "
-                   f"{module_classes[0]} the way its check does not accept (safe.py:27); re-save it with a current torch")
+        refusal = (f"its safe loader refuses old (non-zip) torch files that store a class ({module_classes[0]}) the way "
+                   "this one does (safe.py:27 takes storages only); re-save the file with a current torch or as .safetensors")
     return TorchFile(root, "legacy", storages, reader, refusal)
 
 
