@@ -213,12 +213,12 @@ def _analyze_lora(report: FileReport, source, metadata: dict) -> None:
     report.te_modules = {}
     per_encoder = {}
     for encoder, slots in slots_by_encoder.items():
-        layer_counts = Counter()
-        for (slot, layer), count in counts.items():
-            if slot in slots:
-                layer_counts[layer] += count
-        report.te_modules[encoder] = dict(layer_counts)
-        per_encoder[encoder] = trained.LayerModules(te_modules, slots, layer_counts)
+        # comprehensions, not a loop with calls: SDXL files have 44 layers to tally
+        layer_counts = {layer: count for (slot, layer), count in counts.items() if slot in slots}
+        if len(slots) > 1:  # one encoder under two key spellings: add them up
+            layer_counts = dict(Counter(layer for (slot, layer) in module_slot_layers if slot in slots))
+        report.te_modules[encoder] = layer_counts
+        per_encoder[encoder] = trained.LayerModules(te_modules, module_slot_layers, slots, layer_counts)
     if diffusers_names:
         report.te_key_styles = dict(Counter(map(attrgetter("style"), te_modules)))
     elif te_modules:

@@ -104,7 +104,7 @@ def family_from_hints(hints: set) -> str | None:
 def context_width(source, keys) -> int | None:
     """Input width of a UNet cross-attention to_k/to_v: the text conditioning width."""
     all_keys = source.keys()
-    for key in keys:
+    for key in [k for k in keys if "attn2" in k]:  # C-level filter first: most keys have no cross-attention
         for anchor in ("attn2_to_k.", "attn2.to_k.", "attn2_to_v.", "attn2.to_v."):
             pos = key.find(anchor)
             if pos < 0:

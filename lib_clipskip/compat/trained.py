@@ -5,13 +5,13 @@ Inference: kohya and LyCORIS initialise a text-encoder module's up-weight (LoHa
 ``hada_w2_a``, LoKr ``lokr_w2``, ...) at zero, and at clip skip N the encoder's last N-1
 layers get no gradient, so their deltas stay exactly zero. Trailing all-zero layers
 therefore mean "trained at 1 + their count". The test reads a few raw tensors from the
-top layer down and stops at the first non-zero one; grouping modules by layer is one pass,
-so a file with thousands of (fake) layers costs time in proportion to its size.
+top layer down and stops at the first non-zero one.
 """
 
 from __future__ import annotations
 
-from . import keys as keys_module
+from itertools import compress
+
 from .report import FAMILY_SD1, FAMILY_SD2, FAMILY_SDXL, FAMILY_UNKNOWN, FileReport
 
 # When is a module's delta exactly zero? Per algorithm, a list of additive terms; a
@@ -36,14 +36,23 @@ _ZERO_TERMS = (
 
 
 class LayerModules:
-    """The modules of one encoder, grouped by layer once."""
+    """The modules of one encoder slot, grouped by layer on demand: the zero test asks for
+    the top layers until one is non-zero. Layers are capped at the deepest CLIP's 32
+    (keys.MAX_TE_LAYERS), so even a file of thousands of fake layers costs at most 32
+    C-level passes over its modules."""
 
-    def __init__(self, modules: list, slots: list, layers):
-        self._by_layer = keys_module.modules_by_layer(modules, slots)
+    def __init__(self, modules: list, module_slot_layers: list, slots: list, layers):
+        self._modules = modules
+        self._slot_layers = module_slot_layers
+        self._slots = slots
         self.layers = sorted(layers, reverse=True)
 
     def modules_on(self, layer: int) -> list:
-        return self._by_layer.get(layer, [])
+        found = []
+        for slot in self._slots:
+            key = (slot, layer)
+            found += compress(self._modules, map(key.__eq__, self._slot_layers))
+        return found
 
 
 def _first_present(prefix: str, alternatives, keys) -> str | None:
