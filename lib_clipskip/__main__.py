@@ -32,6 +32,14 @@ def _clip_skip_value(text: str) -> float:
     return int(value) if value.is_integer() else value
 
 
+def _torch_version(text: str) -> tuple[int, int]:
+    try:
+        major, minor = (int(part) for part in text.split(".")[:2])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a version like 2.6: {text!r}") from None
+    return major, minor
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m lib_clipskip",
@@ -67,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="family of the model you generate with (default: each file's own family)",
     )
     check.add_argument("--host", choices=HOSTS, default="a1111", help="default: a1111")
+    check.add_argument(
+        "--torch-version",
+        type=_torch_version,
+        metavar="X.Y",
+        help="the torch your WebUI runs, if you changed it: from 2.6 on, .pt files with e.g. an "
+        "nn.ParameterDict no longer load (default: the torch the host installs, 2.1 / 2.3)",
+    )
     check.add_argument("--json", action="store_true", help="print one JSON object")
     check.add_argument(
         "--strict",
@@ -154,6 +169,7 @@ def run_check(args, parser) -> int:
         args.clip_skip,
         args.clip_skip_g,
         host=args.host,
+        torch_version=args.torch_version,
     )
     if args.json:
         print(

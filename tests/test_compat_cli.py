@@ -154,3 +154,49 @@ def test_runs_as_a_module_with_torch_blocked(tmp_path):
     assert files["ti.pt"]["error"] == "a truncated zip (the end of the archive is missing: an interrupted download?)"
     assert files["a.safetensors"]["trained_clip_skip"] == 2
     assert "torch" not in proc.stderr
+
+
+def test_every_kind_in_json(capsys, tmp_path):
+    """Issue 10's kinds through ``check --json --model sd1``, one file each."""
+    pytest.importorskip("torch")
+    from compat_files import (
+        flux_kohya_metadata,
+        flux_kohya_tensors,
+        write_html_page,
+        write_image_embedding,
+        write_onetrainer_ti,
+        write_parameterdict_ti,
+        write_preview_png,
+        write_random_bytes,
+    )
+
+    folder = tmp_path / "zoo"
+    folder.mkdir()
+    write_parameterdict_ti(folder / "old_ti.pt")
+    write_parameterdict_ti(folder / "old_legacy.pt", legacy=True)
+    write_onetrainer_ti(folder / "xl_multi.safetensors", "sdxl", output_vectors=True)
+    write_image_embedding(folder / "hidden.webp", name="hidden")
+    write_preview_png(folder / "hidden_preview.png")  # skipped: no embedding in it
+    write_html_page(folder / "login.safetensors")
+    write_random_bytes(folder / "noise.pt")
+    write_safetensors(folder / "flux.safetensors", flux_kohya_tensors(), flux_kohya_metadata())
+    code, out, _ = run(capsys, "check", "--json", "--model", "sd1", str(folder))
+    assert code == 0
+    files = {os.path.basename(f["path"]): f for f in json.loads(out)["files"]}
+    got = {name: (f["kind"], f["format"], f["family"], [w["code"] for w in f["warnings"]]) for name, f in files.items()}
+    assert got == {
+        "old_ti.pt": ("embedding", "ti-parameterdict", "sd1", ["host-cannot-load"]),  # A1111: its .format_version entry
+        "old_legacy.pt": ("embedding", "ti-parameterdict", "sd1", ["host-cannot-load"]),  # A1111: legacy class pickle
+        "xl_multi.safetensors": ("embedding", "onetrainer", "sdxl", ["family-mismatch"]),
+        "hidden.webp": ("embedding", "image-embedded", "sd1", []),
+        "login.safetensors": ("unknown", None, "unknown", ["unreadable"]),
+        "noise.pt": ("unknown", None, "unknown", ["unreadable"]),
+        "flux.safetensors": ("lora", "kohya", "flux", ["family-mismatch"]),
+    }
+    assert files["flux.safetensors"]["family_label"] == "Flux"
+    assert files["login.safetensors"]["error"].startswith("an HTML page")
+    forge = json.loads(run(capsys, "check", "--json", "--model", "sd1", "--host", "forge", str(folder))[1])["files"]
+    assert [w["code"] for f in forge if f["path"].endswith("old_legacy.pt") for w in f["warnings"]] == []
+    newer = json.loads(run(capsys, "check", "--json", "--model", "sd1", "--host", "forge", "--torch-version", "2.14",
+                           str(folder / "old_legacy.pt"))[1])["files"]
+    assert [w["code"] for w in newer[0]["warnings"]] == ["host-cannot-load"]

@@ -352,7 +352,7 @@ def test_too_many_tensors_or_metadata_entries(tmp_path, monkeypatch):
 
     path = write_kohya_lora(tmp_path / "x.safetensors", "sd1", clip_skip=2)
     monkeypatch.setattr(readers, "MAX_TENSORS", 100)
-    assert analyze_path(str(path)).error.startswith("safetensors header lists about 219 tensors, more than the 100 limit")
+    assert analyze_path(str(path)).error.startswith("safetensors header lists 219 tensors, more than the 100 limit")
     monkeypatch.setattr(readers, "MAX_TENSORS", 100_000)
     monkeypatch.setattr(readers, "MAX_METADATA_ENTRIES", 3)
     assert "__metadata__ has 9 entries, more than the 3 limit" in analyze_path(str(path)).error
@@ -369,18 +369,18 @@ def test_deeply_nested_header(tmp_path):
 
 
 def test_fake_text_encoder_layers_are_ignored_past_the_deepest_clip(tmp_path, monkeypatch):
-    from lib_clipskip.compat import keys
+    from lib_clipskip.compat import trained
 
     path = tmp_path / "layers.safetensors"
     path.write_bytes(zero_layer_header(3000))
-    grouped = []
-    real = keys.modules_by_layer
-    monkeypatch.setattr(keys, "modules_by_layer", lambda *a: grouped.append(1) or real(*a))
+    asked = []
+    real = trained.LayerModules.modules_on
+    monkeypatch.setattr(trained.LayerModules, "modules_on", lambda self, layer: asked.append(layer) or real(self, layer))
     report = analyze_path(str(path))
     assert report.error is None
     assert report.te_layers == {"clip_l": list(range(32))}
     assert report.notes[0].startswith("2968 text-encoder modules name layers past 31")
-    assert grouped == [1]  # modules grouped by layer once, not once per layer
+    assert sorted(asked) == list(range(32))  # one pass per real layer at most, not one per fake layer
 
 
 # ------------------------------------------------------------- item 8: the key memo stays bounded

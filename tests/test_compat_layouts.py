@@ -68,8 +68,9 @@ def test_what_each_host_loads(tmp_path):
     new_zip = write_parameterdict_ti(tmp_path / "newzip.pt")
     two_terms = without_newer_torch_entries(write_parameterdict_ti(tmp_path / "two.pt", terms=2))
     paths = [zip_file, legacy, new_zip, two_terms]
-    a1111 = check_files(paths, "sd1", 1, host="a1111")
-    forge = check_files(paths, "sd1", 1, host="forge")
+    # with the torch each host installs: A1111 v1.10.1 torch 2.1.2, Forge torch 2.3.1
+    a1111 = check_files(paths, "sd1", 1, host="a1111", torch_version=(2, 1))
+    forge = check_files(paths, "sd1", 1, host="forge", torch_version=(2, 3))
     assert [codes(r) for r in a1111] == [[], ["host-cannot-load"], ["host-cannot-load"], ["host-cannot-load"]]
     assert [codes(r) for r in forge] == [[], [], [], ["host-cannot-load"]]
     assert "safe.py:27" in a1111[1].warnings[0].message  # its persistent_load takes storages only
@@ -79,6 +80,19 @@ def test_what_each_host_loads(tmp_path):
     assert a1111[3].warnings[0].message == (
         "an SD1 embedding; the WebUI will not load it: it has 2 terms in string_to_param; the WebUI loads only "
         "embeddings with one tensor and refuses this one ('embedding file has multiple terms in it')")
+
+
+def test_torch_2_6_and_later_refuse_parameterdict_in_both_hosts(tmp_path):
+    # torch.load defaults to weights_only=True since 2.6: ParameterDict is not among its types
+    path = without_newer_torch_entries(write_parameterdict_ti(tmp_path / "old.pt"))
+    plain = without_newer_torch_entries(write_a1111_pt_embedding(tmp_path / "plain.pt"))
+    for host in ("a1111", "forge"):
+        old, fine = check_files([path, plain], "sd1", 1, host=host, torch_version=(2, 14))
+        assert codes(old) == ["host-cannot-load"] and codes(fine) == []
+        assert old.warnings[0].message.endswith(
+            "will not load it: this WebUI runs torch 2.14, whose torch.load refuses torch.nn.modules.container.ParameterDict "
+            "by default (weights_only, since torch 2.6); re-save the file as .safetensors")
+    assert codes(check_files([path], "sd1", 1, torch_version=None)[0]) == []  # the CLI, no torch: the hosts' own torch
 
 
 def test_a1111_pt_embedding_written_by_its_own_torch(tmp_path):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+import sys
 
 from .families import sdxl_derivative
 from .report import (
@@ -33,6 +35,16 @@ from .report import (
 HOST_LABELS = {"a1111": "A1111", "forge": "Forge"}
 # The hosts' own defaults per family: what a generation uses when nobody sets a value.
 DEFAULT_CLIP_SKIP = {FAMILY_SD1: 1, FAMILY_SD2: 2, FAMILY_SDXL: 2}
+
+
+DETECT = "detect"  # torch_version: the torch this process runs, if it has loaded one
+
+
+def running_torch_version() -> tuple[int, int] | None:
+    """(major, minor) of the torch this process has loaded; None when it has none (the CLI).
+    Never imports torch: inside a WebUI it is loaded already."""
+    match = re.match(r"(\d+)\.(\d+)", str(getattr(sys.modules.get("torch"), "__version__", "")))
+    return (int(match[1]), int(match[2])) if match else None
 
 
 def fmt_skip(value: float) -> str:
@@ -83,6 +95,7 @@ def warnings_for(
     clip_skip: float | None,
     clip_skip_g: float | None = None,
     host: str = "a1111",
+    torch_version: tuple[int, int] | str | None = DETECT,
 ) -> list[CompatWarning]:
     """Warnings for ``report`` when generating on a ``family`` model at the given
     value(s).
@@ -90,7 +103,9 @@ def warnings_for(
     ``family`` None means "the file's own family" (the CLI without --model); a family
     outside sd1/sd2/sdxl (flux, sd3, ...) is a model clip skip cannot change.
     ``clip_skip`` None means the host default for the family; ``clip_skip_g`` None means
-    the same as ``clip_skip``."""
+    the same as ``clip_skip``. ``torch_version`` (major, minor) is the WebUI's torch, which
+    decides whether .pt files needing more than torch's weights-only loader still load;
+    by default the torch this process runs, and None means the hosts' own (before 2.6)."""
     if report.error:
         return [CompatWarning(CODE_UNREADABLE, report.error)]
     if report.kind == KIND_UNKNOWN:
@@ -99,6 +114,9 @@ def warnings_for(
     if refusal:
         who = "the WebUI" if host not in report.host_refuses else HOST_LABELS.get(host, host)
         return [CompatWarning(CODE_HOST_CANNOT_LOAD, f"{what_it_is(report)}; {who} will not load it: {refusal}")]
+    torch_refusal = _weights_only_refusal(report, host, running_torch_version() if torch_version == DETECT else torch_version)
+    if torch_refusal:
+        return [torch_refusal]
     target = family or report.family
     if target not in SD_FAMILIES:
         if family is None:
@@ -145,6 +163,20 @@ def warnings_for(
 
     found.extend(_host_key_warnings(report, host))
     return found
+
+
+def _weights_only_refusal(report: FileReport, host: str, version) -> CompatWarning | None:
+    """torch >= 2.6 loads with weights_only=True unless told otherwise: both hosts' embedding
+    loaders (plain torch.load) and A1111's LoRA loader then refuse e.g. nn.ParameterDict;
+    Forge reads LoRA .pt files with its own unpickler."""
+    if not (report.needs_full_unpickler and version and tuple(version) >= (2, 6)):
+        return None
+    if report.kind != KIND_EMBEDDING and host != "a1111":
+        return None
+    who = HOST_LABELS.get(host, host)
+    return CompatWarning(CODE_HOST_CANNOT_LOAD, (
+        f"{what_it_is(report)}; {who} will not load it: this WebUI runs torch {version[0]}.{version[1]}, whose torch.load "
+        f"refuses {report.needs_full_unpickler} by default (weights_only, since torch 2.6); re-save the file as .safetensors"))
 
 
 def _article(word: str) -> str:

@@ -136,6 +136,7 @@ class _TorchTensors:
 def _analyze_torch(report: FileReport, torch_file: torchfile.TorchFile, ext: str) -> None:
     if torch_file.a1111_refusal:
         report.host_refuses["a1111"] = torch_file.a1111_refusal
+    report.needs_full_unpickler = torch_file.needs_full_unpickler
     data = torch_file.root
     layout = embeddings.recognise(data, ext)
     if layout is not None:

@@ -10,7 +10,7 @@ import os
 import threading
 from collections import OrderedDict
 
-from .advice import warnings_for
+from .advice import DETECT, warnings_for
 from .analysis import analyze_path
 from .paths import is_under_roots
 from .report import FileReport
@@ -138,6 +138,7 @@ def check_files(
     host: str = "a1111",
     allowed_roots=None,
     cache: ReportCache | None = None,
+    torch_version=DETECT,
 ) -> list[FileReport]:
     """Reports with warnings for ``paths`` (already resolved files), in the same order.
 
@@ -145,7 +146,7 @@ def check_files(
     for a model clip skip cannot change, or None to check each file against its own
     family. ``allowed_roots``: when given, files outside these folders are refused, not
     read. One bad file never hides the others: its report carries ``error`` and an
-    ``unreadable`` warning."""
+    ``unreadable`` warning. ``torch_version``: see ``warnings_for``."""
     cache = cache if cache is not None else default_cache
     results = []
     with _no_cyclic_gc():
@@ -158,6 +159,6 @@ def check_files(
                     base = cache.get(path)
                 except Exception as exc:  # analyze_path catches file errors; this is a guard
                     base = FileReport(path=path, error=f"cannot analyse: {type(exc).__name__}: {exc}")
-            report = base.with_warnings(warnings_for(base, family, clip_skip, clip_skip_g, host))
+            report = base.with_warnings(warnings_for(base, family, clip_skip, clip_skip_g, host, torch_version))
             results.append(report)
     return results

@@ -191,6 +191,15 @@ _ALLOWED = {
 }
 
 
+# What torch.load(weights_only=True) -- the default since torch 2.6 -- accepts of the list
+# above (torch/_weights_only_unpickler.py); the rest (nn.ParameterDict, numpy scalars,
+# ...) a WebUI running torch >= 2.6 refuses unless it asks for the full unpickler.
+WEIGHTS_ONLY_GLOBALS = frozenset({
+    "collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter",
+    *(f"torch.{name}" for name in (*_STORAGE_ITEMS, "float32")), "__builtin__.set",
+})
+
+
 class Refused(UnreadableFile):
     pass
 
@@ -202,6 +211,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         super().__init__(stream)
         self._storages = storages  # key -> StorageRef, shared by all loads of one file
         self.module_classes: list[str] = []  # classes sent as legacy ('module', ...) ids
+        self.globals_used: set[str] = set()
 
     def find_class(self, module, name):
         found = _ALLOWED.get((module, name))
@@ -211,6 +221,7 @@ class RestrictedUnpickler(pickle.Unpickler):
             else:
                 what = "code, not data: the WebUI's safe loader refuses it too"
             raise Refused(f"refused: the pickle asks for {module}.{name}, {what}; nothing in the file was run")
+        self.globals_used.add(f"{module}.{name}")
         return found
 
     def persistent_load(self, pid):
@@ -239,12 +250,14 @@ class RestrictedUnpickler(pickle.Unpickler):
         return StorageRef(stype, key, view_size, offset)
 
 
-def unpickle(stream, storages: dict, module_classes: list | None = None):
+def unpickle(stream, storages: dict, module_classes: list | None = None, globals_used: set | None = None):
     unpickler = RestrictedUnpickler(stream, storages)
     try:
         result = unpickler.load()
         if module_classes is not None:
             module_classes += unpickler.module_classes
+        if globals_used is not None:
+            globals_used |= unpickler.globals_used
         return result
     except UnreadableFile:
         raise

@@ -118,6 +118,8 @@ class FileReport:
     vectors: int | None = None
     # host -> why that host will not load the file at all ("a1111", "forge", or "*" for both)
     host_refuses: dict[str, str] = field(default_factory=dict)
+    # a pickle global torch >= 2.6's default torch.load(weights_only=True) refuses, if any
+    needs_full_unpickler: str | None = None
     notes: list[str] = field(default_factory=list)
     warnings: list[CompatWarning] = field(default_factory=list)
     error: str | None = None

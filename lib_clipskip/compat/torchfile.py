@@ -65,9 +65,11 @@ class TorchFile:
     """One torch file: ``root`` is its unpickled content (with stand-ins). Tensor bytes
     are read on demand for the zero test."""
 
-    def __init__(self, root, fmt: str, storages: dict, reader, a1111_refusal: str | None = None):
+    def __init__(self, root, fmt: str, storages: dict, reader, a1111_refusal: str | None = None, globals_used=()):
         self.root, self.format, self._storages, self._reader = root, fmt, storages, reader
         self.a1111_refusal = a1111_refusal  # why A1111's safe loader would refuse the file
+        # a global torch >= 2.6's default torch.load(weights_only=True) refuses, if any
+        self.needs_full_unpickler = min(set(globals_used) - pickles.WEIGHTS_ONLY_GLOBALS, default=None)
         self.budget = ZeroTestBudget()
 
     def is_all_zero(self, tensor) -> bool:
@@ -109,9 +111,10 @@ def _open_zip(fh, path: str, file_size: int) -> TorchFile:
     if info.file_size > pickles.MAX_PICKLE_STREAM_BYTES:
         raise UnreadableFile(f"the pickle is larger than the {pickles.MAX_PICKLE_STREAM_BYTES} byte limit for LoRA and embedding files")
     storages: dict = {}
+    globals_used: set = set()
     try:
         with archive.open(info) as member:
-            root = unpickle(_BoundedStream(member, pickles.MAX_PICKLE_STREAM_BYTES), storages)
+            root = unpickle(_BoundedStream(member, pickles.MAX_PICKLE_STREAM_BYTES), storages, globals_used=globals_used)
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise UnreadableFile(f"a damaged zip ({exc})") from None
 
@@ -129,7 +132,7 @@ def _open_zip(fh, path: str, file_size: int) -> TorchFile:
     if unexpected is not None:
         refusal = (f"its safe loader refuses files holding {unexpected!r}, which newer torch versions write "
                    "(safe.py:68 does not expect it); re-save the file as .safetensors")
-    return TorchFile(root, "zip", storages, reader, refusal)
+    return TorchFile(root, "zip", storages, reader, refusal, globals_used)
 
 
 def _open_legacy(fh, path: str, file_size: int) -> TorchFile:
@@ -143,7 +146,8 @@ def _open_legacy(fh, path: str, file_size: int) -> TorchFile:
     if isinstance(sys_info, dict) and sys_info.get("little_endian") is False:
         raise UnreadableFile("a big-endian torch file; not inspected")
     module_classes: list[str] = []
-    root = unpickle(stream, storages, module_classes)
+    globals_used: set = set()
+    root = unpickle(stream, storages, module_classes, globals_used)
     keys = unpickle(stream, storages)
     if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)):
         raise UnreadableFile("a damaged torch file (its storage list is not a list of names)")
@@ -170,7 +174,7 @@ def _open_legacy(fh, path: str, file_size: int) -> TorchFile:
     if module_classes:
         refusal = (f"its safe loader refuses old (non-zip) torch files that store a class ({module_classes[0]}) the way "
                    "this one does (safe.py:27 takes storages only); re-save the file with a current torch or as .safetensors")
-    return TorchFile(root, "legacy", storages, reader, refusal)
+    return TorchFile(root, "legacy", storages, reader, refusal, globals_used)
 
 
 def open_torch_file(path: str) -> tuple[TorchFile, object]:
