@@ -78,8 +78,8 @@ def test_what_each_host_loads(tmp_path):
         "an SD1 embedding; A1111 will not load it: its safe loader refuses files holding 'newzip/.format_version', which newer "
         "torch versions write (safe.py:68 does not expect it); re-save the file as .safetensors")
     assert a1111[3].warnings[0].message == (
-        "an SD1 embedding; the WebUI will not load it: it has 2 terms in string_to_param; the WebUI loads only "
-        "embeddings with one tensor and refuses this one ('embedding file has multiple terms in it')")
+        "an SD1 embedding; the WebUI will not load it: it has 2 terms in string_to_param; it loads only "
+        "embeddings with one tensor ('embedding file has multiple terms in it')")
 
 
 def test_torch_2_6_and_later_refuse_parameterdict_in_both_hosts(tmp_path):

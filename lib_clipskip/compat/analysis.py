@@ -16,6 +16,7 @@ from operator import attrgetter, itemgetter
 from . import embeddings, families, images, pickles, readers, torchfile, trained
 from . import keys as keys_module
 from .report import (
+    ENCODER_LAYERS,
     FAMILY_LABELS,
     FAMILY_SD2,
     FAMILY_UNKNOWN,
@@ -186,11 +187,10 @@ def _analyze_lora(report: FileReport, source, metadata: dict) -> None:
             if key.startswith(("text_encoder", "text_encoders.")):
                 keys_module.collect_te_key(key, found)
         te_modules += found.values()
+    ignored = 0  # modules on layers their encoder does not have (a damaged or synthetic file)
     if te_modules and max(map(attrgetter("layer"), te_modules)) >= keys_module.MAX_TE_LAYERS:
-        deep = [m for m in te_modules if m.layer >= keys_module.MAX_TE_LAYERS]
-        te_modules = [m for m in te_modules if m.layer < keys_module.MAX_TE_LAYERS]
-        report.notes.append(f"{len(deep)} text-encoder modules name layers past {keys_module.MAX_TE_LAYERS - 1}, "
-                            "deeper than any CLIP encoder: ignored (a damaged or synthetic file?)")
+        kept = [m for m in te_modules if m.layer < keys_module.MAX_TE_LAYERS]  # past any CLIP: bounded work from here
+        ignored, te_modules = len(te_modules) - len(kept), kept
 
     report.output_name = metadata.get("ss_output_name") or None
     report.trained_on = families.trained_on(metadata)
@@ -206,11 +206,22 @@ def _analyze_lora(report: FileReport, source, metadata: dict) -> None:
     if report.family not in SD_FAMILIES and report.family != FAMILY_UNKNOWN:
         return  # clip skip means nothing for this file's model: no layer or skip analysis
 
-    module_slot_layers = list(map(attrgetter("slot_layer"), te_modules))
-    counts = Counter(module_slot_layers)
+    deepest = max(map(attrgetter("layer"), te_modules), default=0)
     slots_by_encoder: dict[str, list] = {}
-    for slot in {slot for slot, _layer in counts}:
-        slots_by_encoder.setdefault(_encoder_name(slot, report.family), []).append(slot)
+    for slot in set(map(attrgetter("encoder_slot"), te_modules)):
+        slots_by_encoder.setdefault(_encoder_name(slot, report.family, deepest), []).append(slot)
+    # A layer an encoder does not have (CLIP-L's 12th, bigG's 32nd) is no layer of it.
+    depth_of = {slot: ENCODER_LAYERS.get(encoder, keys_module.MAX_TE_LAYERS)
+                for encoder, slots in slots_by_encoder.items() for slot in slots}
+    counts = Counter(map(attrgetter("slot_layer"), te_modules))
+    if any(layer >= depth_of[slot] for slot, layer in counts):  # distinct (slot, layer) pairs: a few dozen
+        kept = [m for m in te_modules if m.layer < depth_of[m.encoder_slot]]
+        ignored, te_modules = ignored + len(te_modules) - len(kept), kept
+        counts = Counter(map(attrgetter("slot_layer"), te_modules))
+    if ignored:
+        report.notes.append(f"{ignored} text-encoder modules name layers their encoder does not have: ignored "
+                            "(a damaged or synthetic file?)")
+    module_slot_layers = list(map(attrgetter("slot_layer"), te_modules))
     report.te_modules = {}
     per_encoder = {}
     for encoder, slots in slots_by_encoder.items():
@@ -259,7 +270,8 @@ def _detect_format(tensor_parts: set, diffusers_names: bool, metadata: dict) -> 
     return None
 
 
-def _encoder_name(slot: str, family: str) -> str:
+def _encoder_name(slot: str, family: str, deepest: int = 0) -> str:
     if slot == "te":
-        return "clip_h" if family == FAMILY_SD2 else "clip_l"
+        # an unknown family's single encoder with layers past CLIP-L's 12 can only be SD2's
+        return "clip_h" if family == FAMILY_SD2 or (family == FAMILY_UNKNOWN and deepest >= 12) else "clip_l"
     return {"te1": "clip_l", "te2": "clip_g"}.get(slot, slot)

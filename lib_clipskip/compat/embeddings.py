@@ -36,7 +36,7 @@ from .report import (
     FAMILY_UNKNOWN,
 )
 
-MULTIPLE_TERMS = "the WebUI loads only embeddings with one tensor and refuses this one ('embedding file has multiple terms in it')"
+MULTIPLE_TERMS = "it loads only embeddings with one tensor ('embedding file has multiple terms in it')"
 
 # OneTrainer's tensor names per text encoder (its *EmbeddingSaver._to_state_dict).
 _ONETRAINER_ENCODERS = frozenset({"emp_params", "clip_l", "clip_g", "t5", "llama", "gemma"})
