@@ -159,7 +159,7 @@ def test_runs_as_a_module_with_torch_blocked(tmp_path):
 def test_every_kind_in_json(capsys, tmp_path):
     """Issue 10's kinds through ``check --json --model sd1``, one file each."""
     pytest.importorskip("torch")
-    from compat_files import (
+    from compat_layout_files import (
         flux_kohya_metadata,
         flux_kohya_tensors,
         write_html_page,

@@ -8,24 +8,26 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from compat_files import (
+    kohya_lora_tensors,
+    kohya_metadata,
+    write_a1111_pt_embedding,
+    write_safetensors,
+)
+from compat_layout_files import (
     cascade_tensors,
     flux_diffusers_tensors,
     flux_kohya_metadata,
     flux_kohya_tensors,
-    kohya_lora_tensors,
-    kohya_metadata,
     kolors_tensors,
     pixart_diffusers_tensors,
     sd3_kohya_tensors,
     without_newer_torch_entries,
-    write_a1111_pt_embedding,
     write_image_embedding,
     write_kohya_ti,
     write_learned_embeds,
     write_onetrainer_ti,
     write_parameterdict_ti,
     write_preview_png,
-    write_safetensors,
 )
 
 from lib_clipskip.compat import analyze_path, check_files

@@ -12,10 +12,12 @@ from compat_files import (
     emb_params_tensors,
     kohya_metadata,
     sdxl_embedding_tensors,
-    write_image_embedding,
     write_kohya_lora,
-    write_preview_png,
     write_safetensors,
+)
+from compat_layout_files import (
+    write_image_embedding,
+    write_preview_png,
 )
 
 from lib_clipskip.compat import (

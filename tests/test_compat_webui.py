@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import compat_files
+import compat_layout_files
 import pytest
 
 from lib_clipskip import extension, panel
@@ -21,14 +22,14 @@ def folders(webui, tmp_path):
     webui.shared.cmd_opts.embeddings_dir = str(embeddings)
     panel._indexes.clear()
     extension._recent_warnings.clear()
-    compat_files.write_safetensors(lora / "flux_style.safetensors", compat_files.flux_kohya_tensors(),
-                                   compat_files.flux_kohya_metadata())
+    compat_files.write_safetensors(lora / "flux_style.safetensors", compat_layout_files.flux_kohya_tensors(),
+                                   compat_layout_files.flux_kohya_metadata())
     meta = compat_files.kohya_metadata("sdxl", None, ss_sd_model_name="ponyDiffusionV6XL_v6StartWithThisOne.safetensors")
     compat_files.write_safetensors(lora / "pony_style.safetensors", compat_files.kohya_lora_tensors("sdxl"), meta)
-    compat_files.write_html_page(lora / "broken.safetensors")
-    compat_files.write_onetrainer_ti(embeddings / "xlchar.safetensors", "sdxl", output_vectors=True)
+    compat_layout_files.write_html_page(lora / "broken.safetensors")
+    compat_layout_files.write_onetrainer_ti(embeddings / "xlchar.safetensors", "sdxl", output_vectors=True)
     compat_files.write_safetensors(embeddings / "sdcat.safetensors", compat_files.emb_params_tensors(768))
-    compat_files.write_preview_png(embeddings / "sdcat.png")  # a preview beside it: never the embedding
+    compat_layout_files.write_preview_png(embeddings / "sdcat.png")  # a preview beside it: never the embedding
     return lora, embeddings
 
 

@@ -213,15 +213,16 @@ def _analyze_lora(report: FileReport, source, metadata: dict) -> None:
     # A layer an encoder does not have (CLIP-L's 12th, bigG's 32nd) is no layer of it.
     depth_of = {slot: ENCODER_LAYERS.get(encoder, keys_module.MAX_TE_LAYERS)
                 for encoder, slots in slots_by_encoder.items() for slot in slots}
-    counts = Counter(map(attrgetter("slot_layer"), te_modules))
+    module_slot_layers = list(map(attrgetter("slot_layer"), te_modules))
+    counts = Counter(module_slot_layers)
     if any(layer >= depth_of[slot] for slot, layer in counts):  # distinct (slot, layer) pairs: a few dozen
         kept = [m for m in te_modules if m.layer < depth_of[m.encoder_slot]]
         ignored, te_modules = ignored + len(te_modules) - len(kept), kept
-        counts = Counter(map(attrgetter("slot_layer"), te_modules))
+        module_slot_layers = list(map(attrgetter("slot_layer"), te_modules))
+        counts = Counter(module_slot_layers)
     if ignored:
         report.notes.append(f"{ignored} text-encoder modules name layers their encoder does not have: ignored "
                             "(a damaged or synthetic file?)")
-    module_slot_layers = list(map(attrgetter("slot_layer"), te_modules))
     report.te_modules = {}
     per_encoder = {}
     for encoder, slots in slots_by_encoder.items():
