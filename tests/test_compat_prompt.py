@@ -267,3 +267,35 @@ def test_none_never_resolves_as_an_alias(tmp_path, name):
     write_kohya_lora(lora / "x.safetensors", "sd1", metadata=kohya_metadata("sd1", None, output_name="None"))
     [ref] = resolve_prompt_files(f"<lora:{name}>", [lora], [])
     assert ref.path is None
+
+
+def test_a_folder_given_twice_is_listed_once(tmp_path):
+    lora = tmp_path / "Lora"
+    write_kohya_lora(lora / "x.safetensors", "sd1")
+    [ref] = resolve_prompt_files("<lora:x>", [lora, lora, str(lora) + "/"], [])
+    assert ref.path == str(lora / "x.safetensors") and ref.note is None
+
+
+def test_a_changed_folder_stops_the_older_reader(tmp_path, monkeypatch):
+    lora = tmp_path / "Lora"
+    for n in range(5):
+        write_kohya_lora(lora / f"l{n}.safetensors", "sd1", layers=range(1), unet=False)
+    gate, read = threading.Event(), []
+    real = prompt.analyze_file
+
+    def gated(path, cache=None):
+        read.append(os.path.basename(path))
+        gate.wait(30)
+        return real(path, cache)
+
+    monkeypatch.setattr(prompt, "analyze_file", gated)
+    index = ModelIndex([lora], [])
+    index.refresh()
+    first = index._names
+    write_kohya_lora(lora / "late.safetensors", "sd1", metadata=kohya_metadata("sd1", None, output_name="LateAlias"))
+    index.refresh()  # the folder changed: a new reader starts, the old one must stop
+    gate.set()
+    assert first.done.wait(30) and first.error == "superseded"
+    assert index.wait_until_ready(30)
+    assert index.resolve_lora("LateAlias").path.endswith("late.safetensors")
+    assert read.count("l4.safetensors") == 1  # the superseded reader stopped before reaching it

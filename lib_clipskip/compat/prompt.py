@@ -109,6 +109,10 @@ def _identity(path: str) -> tuple:
     return (path, stat.st_size, stat.st_mtime_ns)
 
 
+class _Superseded(Exception):
+    pass
+
+
 class _Names:
     """What only reading the files tells: LoRA aliases, image embeddings' names. Filled
     once by a background thread; ``done`` is set when it has finished (or failed)."""
@@ -116,6 +120,7 @@ class _Names:
     def __init__(self, signature):
         self.signature = signature
         self.done = threading.Event()
+        self.superseded = threading.Event()  # the folders changed again: stop, a newer reader runs
         self.aliases: dict[str, str] = {}
         self.forbidden: set[str] = set(_FORBIDDEN_FROM_START)
         self.embedding_by_name: dict[str, str] = {}
@@ -127,6 +132,8 @@ class _Names:
         try:
             aliases: dict[str, str] = {}
             for path in listing.lora_files:  # networks.py:654-672, in the same order
+                if self.superseded.is_set():
+                    raise _Superseded
                 name = _stem(path)
                 alias = analyze_file(path, cache).output_name or name
                 if alias in aliases:
@@ -135,6 +142,8 @@ class _Names:
                 aliases[alias] = path
             pairs = []
             for path in listing.embedding_files:
+                if self.superseded.is_set():
+                    raise _Superseded
                 if not path.lower().endswith(IMAGE_EXTS):
                     pairs.append((_stem(path), path))
                     continue
@@ -144,6 +153,8 @@ class _Names:
             self.embedding_by_name, self.embedding_names = _last_wins(pairs)
             self.embedding_pattern = _word_pattern(self.embedding_by_name)
             self.aliases = aliases
+        except _Superseded:
+            self.error = "superseded"
         except Exception as exc:  # a background reader must never take the WebUI down
             self.error = f"{type(exc).__name__}: {exc}"
         finally:
@@ -159,8 +170,8 @@ class ModelIndex:
 
     def __init__(self, lora_dirs=(), embedding_dirs=(), allowed_roots=None, ttl: float = 5.0,
                  cache: ReportCache | None = None):
-        self.lora_dirs = [os.fspath(d) for d in lora_dirs if d]
-        self.embedding_dirs = [os.fspath(d) for d in embedding_dirs if d]
+        self.lora_dirs = _distinct(lora_dirs)
+        self.embedding_dirs = _distinct(embedding_dirs)
         self.allowed_roots = list(allowed_roots) if allowed_roots is not None else (self.lora_dirs + self.embedding_dirs)
         self.ttl = ttl
         self.cache = cache
@@ -179,6 +190,8 @@ class ModelIndex:
         with self._lock:
             self._listing = listing
             if self._names is None or self._names.signature != listing.signature:
+                if self._names is not None:
+                    self._names.superseded.set()
                 self._names = start = _Names(listing.signature)
         if start is not None:
             threading.Thread(target=start.build, args=(listing, self.cache), daemon=True, name="clipskip-compat-names").start()
@@ -261,6 +274,16 @@ class ModelIndex:
         if ref.path is not None and not is_under_roots(ref.path, self.allowed_roots):
             return PromptReference(ref.kind, ref.name, None, "outside the WebUI model folders; not inspected")
         return ref
+
+
+def _distinct(folders) -> list[str]:
+    """Each folder once (e.g. --lyco-dir pointing at models/Lora), in the given order."""
+    seen, kept = set(), []
+    for folder in folders:
+        if folder and os.path.realpath(folder) not in seen:
+            seen.add(os.path.realpath(folder))
+            kept.append(os.fspath(folder))
+    return kept
 
 
 def _others(paths: list[str], chosen: str) -> str | None:
