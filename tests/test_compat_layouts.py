@@ -230,9 +230,14 @@ def test_pony_and_illustrious_are_sdxl(tmp_path):
 def test_a_full_checkpoint_in_the_lora_folder(tmp_path):
     tensors = {"model.diffusion_model.out.0.weight": np.ones((4,), np.float16),
                "cond_stage_model.transformer.x.weight": np.ones((4,), np.float16)}
-    report = analyze_path(str(write_safetensors(tmp_path / "ckpt.safetensors", tensors)))
-    assert report.kind == "unknown" and report.notes == [
-        "a full Stable Diffusion checkpoint, not a LoRA or embedding (it belongs in models/Stable-diffusion)"]
+    path = write_safetensors(tmp_path / "ckpt.safetensors", tensors)
+    report = analyze_path(str(path))
+    what = "a full Stable Diffusion checkpoint, not a LoRA or embedding (it belongs in models/Stable-diffusion)"
+    assert report.kind == "unknown" and report.notes == [what]
+    assert [(w.code, w.message) for w in check_files([path], "sd1", 1)[0].warnings] == [("host-cannot-load", what)]
+    # an unknown layout is not claimed to fail: no warning
+    odd = write_safetensors(tmp_path / "odd.safetensors", {"something.weight": np.ones((4,), np.float16)})
+    assert check_files([odd], "sd1", 1)[0].warnings == []
 
 
 def test_pickled_lora_legacy_stream_zero_test(tmp_path):

@@ -108,9 +108,11 @@ def warnings_for(
     by default the torch this process runs, and None means the hosts' own (before 2.6)."""
     if report.error:
         return [CompatWarning(CODE_UNREADABLE, report.error)]
+    refusal = report.host_refuses.get(host) or report.host_refuses.get("*")
+    if refusal and report.kind == KIND_UNKNOWN:
+        return [CompatWarning(CODE_HOST_CANNOT_LOAD, refusal)]  # e.g. a whole checkpoint named as a LoRA
     if report.kind == KIND_UNKNOWN:
         return []
-    refusal = report.host_refuses.get(host) or report.host_refuses.get("*")
     if refusal:
         who = "the WebUI" if host not in report.host_refuses else HOST_LABELS.get(host, host)
         return [CompatWarning(CODE_HOST_CANNOT_LOAD, f"{what_it_is(report)}; {who} will not load it: {refusal}")]

@@ -198,7 +198,10 @@ def _analyze_lora(report: FileReport, source, metadata: dict) -> None:
     fmt = _detect_format(tensor_parts, diffusers_names, metadata)
     if fmt is None:
         report.kind = KIND_UNKNOWN
-        report.notes.append(_not_a_network(keys, hints))
+        what, certain = _not_a_network(keys, hints)
+        report.notes.append(what)
+        if certain:  # a whole model, not an unknown network format: no host applies it as a LoRA
+            report.host_refuses["*"] = what
         return
     report.format = fmt
     report.kind = KIND_LYCORIS if fmt.startswith("lycoris-") else KIND_LORA
@@ -248,13 +251,14 @@ def _analyze_lora(report: FileReport, source, metadata: dict) -> None:
     trained.apply_trained_skip(report, metadata, report.te_modules, zero_layers)
 
 
-def _not_a_network(keys, hints: set) -> str:
+def _not_a_network(keys, hints: set) -> tuple[str, bool]:
+    """What a file without LoRA tensors is, and whether that is certain."""
     family = families.family_from_hints(hints)
     if any(k.startswith(("model.diffusion_model.", "first_stage_model.", "cond_stage_model.")) for k in keys):
-        return "a full Stable Diffusion checkpoint, not a LoRA or embedding (it belongs in models/Stable-diffusion)"
+        return "a full Stable Diffusion checkpoint, not a LoRA or embedding (it belongs in models/Stable-diffusion)", True
     if family:
-        return f"no LoRA tensors: a {FAMILY_LABELS.get(family, family)} model file, not a LoRA"
-    return "no LoRA, LyCORIS or embedding tensors recognised"
+        return f"no LoRA tensors: a {FAMILY_LABELS.get(family, family)} model file, not a LoRA", True
+    return "no LoRA, LyCORIS or embedding tensors recognised", False
 
 
 def _detect_format(tensor_parts: set, diffusers_names: bool, metadata: dict) -> str | None:
