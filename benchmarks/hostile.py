@@ -63,7 +63,7 @@ def _cpu(func) -> float:
     return time.process_time() - start
 
 
-def zero_layers(folder: str, runs: int = 7) -> dict:
+def zero_layers(folder: str, runs: int = 9) -> dict:
     rows = []
     for layers in LAYER_COUNTS:
         path = os.path.join(folder, f"layers_{layers}.safetensors")
@@ -80,11 +80,13 @@ def zero_layers(folder: str, runs: int = 7) -> dict:
             wall.append(time.perf_counter() - start)
         report = analyze_path(path)
         rows.append({"layers": layers, "header_mb": round(header_mb, 2), "cpu_ms": round(min(ours) * 1000, 1),
+                     "bare_cpu_ms_per_mb": round(min(bare) * 1000 / header_mb, 1),
                      "wall_ms": round(min(wall) * 1000, 1), "cpu_ms_per_mb": round(min(ours) * 1000 / header_mb, 1),
                      "ratio_to_bare": round(min(ours) / min(bare), 2), "error": report.error})
         os.remove(path)
     flat = rows[-1]["cpu_ms_per_mb"] / rows[0]["cpu_ms_per_mb"]
-    return {"rows": rows, "flat_ratio_32k_2k": round(flat, 2)}
+    bare_flat = rows[-1]["bare_cpu_ms_per_mb"] / rows[0]["bare_cpu_ms_per_mb"]
+    return {"rows": rows, "flat_ratio_32k_2k": round(flat, 2), "bare_flat_ratio_32k_2k": round(bare_flat, 2)}
 
 
 def missing_name(folder: str, runs: int = 5) -> dict:
@@ -190,7 +192,7 @@ def print_report(result: dict) -> None:
         print(f"zero-layer file, {row['layers']:>6} layers ({row['header_mb']:5.2f} MB header): CPU {row['cpu_ms']:7.1f} ms "
               f"(wall {row['wall_ms']:7.1f} ms), {row['cpu_ms_per_mb']:5.1f} ms/MB, {row['ratio_to_bare']:.2f}x a bare header read")
     print(f"CPU time per MB, 32k layers / 2k layers: {result['zero_layers']['flat_ratio_32k_2k']:.2f} "
-          f"(target <= {TARGETS['flat_ratio']})")
+          f"(target <= {TARGETS['flat_ratio']}; the bare read alone: {result['zero_layers']['bare_flat_ratio_32k_2k']:.2f})")
     missing = result["missing_name"]
     print(f"prompt naming a missing LoRA, cold index over 4 such files: {missing['lookup_ms']:.2f} ms "
           f"(listing the folder: {missing['listing_ms']:.2f} ms; nothing is analysed on the caller's thread)")

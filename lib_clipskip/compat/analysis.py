@@ -187,10 +187,6 @@ def _analyze_lora(report: FileReport, source, metadata: dict) -> None:
             if key.startswith(("text_encoder", "text_encoders.")):
                 keys_module.collect_te_key(key, found)
         te_modules += found.values()
-    ignored = 0  # modules on layers their encoder does not have (a damaged or synthetic file)
-    if te_modules and max(map(attrgetter("layer"), te_modules)) >= keys_module.MAX_TE_LAYERS:
-        kept = [m for m in te_modules if m.layer < keys_module.MAX_TE_LAYERS]  # past any CLIP: bounded work from here
-        ignored, te_modules = len(te_modules) - len(kept), kept
 
     report.output_name = metadata.get("ss_output_name") or None
     report.trained_on = families.trained_on(metadata)
@@ -209,23 +205,24 @@ def _analyze_lora(report: FileReport, source, metadata: dict) -> None:
     if report.family not in SD_FAMILIES and report.family != FAMILY_UNKNOWN:
         return  # clip skip means nothing for this file's model: no layer or skip analysis
 
-    deepest = max(map(attrgetter("layer"), te_modules), default=0)
-    slots_by_encoder: dict[str, list] = {}
-    for slot in set(map(attrgetter("encoder_slot"), te_modules)):
-        slots_by_encoder.setdefault(_encoder_name(slot, report.family, deepest), []).append(slot)
-    # A layer an encoder does not have (CLIP-L's 12th, bigG's 32nd) is no layer of it.
-    depth_of = {slot: ENCODER_LAYERS.get(encoder, keys_module.MAX_TE_LAYERS)
-                for encoder, slots in slots_by_encoder.items() for slot in slots}
+    # Tallied once in C; the checks below then look at distinct (slot, layer) pairs only.
     module_slot_layers = list(map(attrgetter("slot_layer"), te_modules))
     counts = Counter(module_slot_layers)
-    if any(layer >= depth_of[slot] for slot, layer in counts):  # distinct (slot, layer) pairs: a few dozen
+    deepest = min(max((layer for _slot, layer in counts), default=0), keys_module.MAX_TE_LAYERS)
+    slots_by_encoder: dict[str, list] = {}
+    for slot in {slot for slot, _layer in counts}:
+        slots_by_encoder.setdefault(_encoder_name(slot, report.family, deepest), []).append(slot)
+    # A layer an encoder does not have (CLIP-L's 12th, bigG's 32nd) is no layer of it: a
+    # damaged or synthetic file, maybe with thousands of them.
+    depth_of = {slot: ENCODER_LAYERS.get(encoder, keys_module.MAX_TE_LAYERS)
+                for encoder, slots in slots_by_encoder.items() for slot in slots}
+    if any(layer >= depth_of[slot] for slot, layer in counts):
         kept = [m for m in te_modules if m.layer < depth_of[m.encoder_slot]]
-        ignored, te_modules = ignored + len(te_modules) - len(kept), kept
+        report.notes.append(f"{len(te_modules) - len(kept)} text-encoder modules name layers their encoder does not have: "
+                            "ignored (a damaged or synthetic file?)")
+        te_modules = kept
         module_slot_layers = list(map(attrgetter("slot_layer"), te_modules))
         counts = Counter(module_slot_layers)
-    if ignored:
-        report.notes.append(f"{ignored} text-encoder modules name layers their encoder does not have: ignored "
-                            "(a damaged or synthetic file?)")
     report.te_modules = {}
     per_encoder = {}
     for encoder, slots in slots_by_encoder.items():

@@ -22,13 +22,15 @@ _analysis_slots = threading.BoundedSemaphore(MAX_CONCURRENT_ANALYSES)
 
 
 class _InFlight:
-    """One running analysis that later callers for the same file wait for."""
+    """One running analysis that later callers for the same file wait for: the owner holds
+    ``done`` (a plain lock, cheaper than an Event) until the report is there."""
 
     __slots__ = ("done", "report", "stamp")
 
     def __init__(self, stamp):
         self.stamp = stamp
-        self.done = threading.Event()
+        self.done = threading.Lock()
+        self.done.acquire()
         self.report: FileReport | None = None
 
 
@@ -83,7 +85,8 @@ class ReportCache:
             if owner:
                 running = self._running[path] = _InFlight(stamp)
         if not owner:
-            running.done.wait()
+            with running.done:  # returns once the owner has released it
+                pass
             with self._lock:
                 self.hits += 1
             return running.report
@@ -105,7 +108,7 @@ class ReportCache:
                 if self._running.get(path) is running:
                     del self._running[path]
             running.report = report
-            running.done.set()
+            running.done.release()
         return report
 
 
