@@ -85,12 +85,18 @@ def _kohya_te_module(base: str) -> TeModule | None:
     return module
 
 
+_tensor_parts: dict[str, str] = {}  # suffix -> tensor name: a few dozen distinct suffixes in any file
+
+
 def _tensor_part(suffix: str) -> str:
     """The tensor's name inside its module: 'lora_up' for suffix 'lora_up.weight'."""
-    head, _, tail = suffix.rpartition(".")
-    if tail in ("weight", "bias") and head:
-        return head.rpartition(".")[2]
-    return tail
+    part = _tensor_parts.get(suffix)
+    if part is None:
+        head, _, tail = suffix.rpartition(".")
+        part = head.rpartition(".")[2] if tail in ("weight", "bias") and head else tail
+        if len(_tensor_parts) < 10_000:
+            _tensor_parts[suffix] = part
+    return part
 
 
 def _hint(key: str) -> str | None:
@@ -115,16 +121,15 @@ def split_keys(keys) -> list:
     is parsed without it, and the memo is emptied before it would overflow.
     """
     memo = _key_info
+    if len(keys) > KEY_INFO_LIMIT // 4:
+        return list(map(_parse, keys))  # too many for the memo: one pass, nothing kept
     infos = list(map(memo.get, keys))
     if None in infos:
-        memoize = len(infos) <= KEY_INFO_LIMIT // 4
-        if memoize and len(memo) + len(infos) > KEY_INFO_LIMIT:
+        if len(memo) + len(infos) > KEY_INFO_LIMIT:
             memo.clear()  # bounded memory; entries are rebuilt on demand
         for index, key in enumerate(keys):  # same order as the map above
             if infos[index] is None:
-                infos[index] = info = _parse(key)
-                if memoize:
-                    memo[key] = info
+                infos[index] = memo[key] = _parse(key)
     return infos
 
 
@@ -136,6 +141,7 @@ def forget() -> None:
     """Empty the memos (benchmarks measure the cost for keys never seen)."""
     _key_info.clear()
     _kohya_base_info.clear()
+    _tensor_parts.clear()
 
 
 def split_diffusers(rest: str) -> tuple[str, str]:
