@@ -28,7 +28,6 @@ LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch/serialization.py MAGIC_NUMBER
 _A1111_ZIP_NAMES = re.compile(r"^([^/]+)/((data/\d+)|version|byteorder|.data/serialization_id|(data\.pkl))$")
 
 
-
 class _BoundedStream(io.RawIOBase):
     """A read-only view of a file that fails once the pickles have read ``budget`` bytes."""
 
@@ -78,8 +77,12 @@ class TorchFile:
         item = tensor.storage.stype.item
         start = (tensor.storage.offset + tensor.offset) * item[0]
         size = tensor.span() * item[0]
-        stream = self._reader(tensor.storage.key, start, size)
-        return self.budget.all_zero(stream, size, item, tensor.storage.key)
+        stream, owned = self._reader(tensor.storage.key, start, size)
+        try:
+            return self.budget.all_zero(stream, size, item, tensor.storage.key)
+        finally:
+            if owned:
+                stream.close()
 
 
 def _zip_directory_ok(fh, file_size: int) -> None:
@@ -91,6 +94,8 @@ def _zip_directory_ok(fh, file_size: int) -> None:
     if pos < 0 or pos + 22 > len(tail):
         raise UnreadableFile("a truncated zip (the end of the archive is missing: an interrupted download?)")
     _sig, _d1, _d2, _n1, entries, directory_size, _offset, _comment = struct.unpack("<4s4H2LH", tail[pos : pos + 22])
+    if entries == 0xFFFF or directory_size == 0xFFFFFFFF:
+        return  # zip64 (a file over 4 GB: a checkpoint); counted once zipfile has read it
     if entries > MAX_ZIP_ENTRIES or directory_size > MAX_ZIP_DIRECTORY_BYTES:
         raise UnreadableFile(f"a zip with {entries} entries ({directory_size} directory bytes): far more than a torch file of a LoRA")
 
@@ -102,6 +107,8 @@ def _open_zip(fh, path: str, file_size: int) -> TorchFile:
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise UnreadableFile(f"a damaged zip ({exc})") from None
     names = archive.namelist()
+    if len(names) > MAX_ZIP_ENTRIES:
+        raise UnreadableFile(f"a zip with {len(names)} entries: far more than a torch file of a LoRA")
     data_pickles = [n for n in names if n.count("/") == 1 and n.endswith("/data.pkl")]
     if len(data_pickles) != 1:
         found = "no" if not data_pickles else "several"
@@ -125,7 +132,7 @@ def _open_zip(fh, path: str, file_size: int) -> TorchFile:
         except KeyError:
             raise UnreadableFile(f"the torch file lacks the data of storage {key} (a damaged file)") from None
         member.seek(start)
-        return member
+        return member, True
 
     unexpected = next((n for n in names if not _A1111_ZIP_NAMES.match(n)), None)
     refusal = None
@@ -168,7 +175,7 @@ def _open_legacy(fh, path: str, file_size: int) -> TorchFile:
         if key not in offsets:
             raise UnreadableFile(f"cannot locate storage {key} in the legacy torch file")
         fh.seek(offsets[key] + start)
-        return fh
+        return fh, False
 
     refusal = None
     if module_classes:
