@@ -154,3 +154,45 @@ def test_at_most_two_analyses_run_at_once(tmp_path, monkeypatch):
         thread.join(30)
     assert running == 2 and most[0] == 2
     assert len(shared) == 4
+
+
+def test_a_generation_never_queues_behind_the_background_reader(tmp_path, monkeypatch):
+    """A panel refresh holds one shared slot, the background reader is busy too: a file the
+    prompt uses gets the other shared slot (with one pool for all, it would have waited)."""
+    import threading
+
+    from lib_clipskip.compat import ReportCache, cache
+
+    other, background_file = (str(write_kohya_lora(tmp_path / f"{n}.safetensors", "sd1")) for n in ("other", "bg"))
+    used = str(write_kohya_lora(tmp_path / "used.safetensors", "sd1", clip_skip=2))
+    inside, release = [], threading.Event()
+    real = cache.analyze_path
+
+    def held(p):
+        if p != used:
+            inside.append(p)
+            release.wait(120)  # longer than the asker is given below
+        return real(p)
+
+    monkeypatch.setattr(cache, "analyze_path", held)
+    shared = ReportCache()
+    busy = [threading.Thread(target=shared.get, args=(other,)),
+            threading.Thread(target=shared.get, args=(background_file, True))]
+    for thread in busy:
+        thread.start()
+    try:
+        for _ in range(3000):  # until both are inside (a bounded wait, not a timing assert)
+            if len(inside) == 2:
+                break
+            threading.Event().wait(0.01)
+        assert len(inside) == 2
+        report = []
+        asker = threading.Thread(target=lambda: report.append(shared.get(used)))
+        asker.start()
+        asker.join(10)
+        assert not asker.is_alive(), "the used file waited behind files it does not use"
+        assert report[0].trained_clip_skip == 2
+    finally:
+        release.set()
+        for thread in busy:
+            thread.join(30)

@@ -190,9 +190,9 @@ def test_a_missing_name_does_not_wait_for_the_folder_to_be_read(tmp_path, monkey
     release = threading.Event()
     real = prompt.analyze_file
 
-    def slow(path, cache=None):
+    def slow(path, cache=None, background=False):
         release.wait(30)  # the background reader is stuck on the folder's files
-        return real(path, cache)
+        return real(path, cache, background)
 
     monkeypatch.setattr(prompt, "analyze_file", slow)
     index = ModelIndex([lora], [emb])
@@ -283,10 +283,10 @@ def test_a_changed_folder_stops_the_older_reader(tmp_path, monkeypatch):
     gate, read = threading.Event(), []
     real = prompt.analyze_file
 
-    def gated(path, cache=None):
+    def gated(path, cache=None, background=False):
         read.append(os.path.basename(path))
         gate.wait(30)
-        return real(path, cache)
+        return real(path, cache, background)
 
     monkeypatch.setattr(prompt, "analyze_file", gated)
     index = ModelIndex([lora], [])

@@ -16,9 +16,12 @@ from .paths import is_under_roots
 from .report import FileReport
 
 # Analyses running at once, across every cache and caller: each may hold a header of up
-# to 100 MB while it parses, so this bounds the memory, not only the CPU.
+# to 100 MB while it parses, so this bounds the memory, not only the CPU. The background
+# readers of folder names (prompt.ModelIndex) take turns on a slot of their own, so a
+# generation never queues behind files it does not use.
 MAX_CONCURRENT_ANALYSES = 2
 _analysis_slots = threading.BoundedSemaphore(MAX_CONCURRENT_ANALYSES)
+_background_slot = threading.BoundedSemaphore(1)
 
 
 class _InFlight:
@@ -68,7 +71,7 @@ class ReportCache:
             cached = self._entries.get(path)
         return cached[1] if cached is not None and cached[0] == (stat.st_size, stat.st_mtime_ns) else None
 
-    def get(self, path: str) -> FileReport:
+    def get(self, path: str, background: bool = False) -> FileReport:
         try:
             stat = os.stat(path)
         except OSError as exc:
@@ -92,7 +95,7 @@ class ReportCache:
             return running.report
         report = None
         try:
-            with _analysis_slots:
+            with _background_slot if background else _analysis_slots:
                 report = analyze_path(path)
         finally:
             interrupted = report is None  # analyze_path catches every file error; this is Ctrl-C and such
@@ -128,9 +131,10 @@ def _no_cyclic_gc():
             gc.enable()
 
 
-def analyze_file(path: str, cache: ReportCache | None = None) -> FileReport:
-    """The target-independent analysis of one file (cached). Do not mutate the result."""
-    return (cache if cache is not None else default_cache).get(os.path.abspath(path))
+def analyze_file(path: str, cache: ReportCache | None = None, background: bool = False) -> FileReport:
+    """The target-independent analysis of one file (cached). Do not mutate the result.
+    ``background``: for readers nobody waits for (they share one slot of their own)."""
+    return (cache if cache is not None else default_cache).get(os.path.abspath(path), background)
 
 
 def check_files(

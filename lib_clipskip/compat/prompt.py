@@ -135,7 +135,7 @@ class _Names:
                 if self.superseded.is_set():
                     raise _Superseded
                 name = _stem(path)
-                alias = analyze_file(path, cache).output_name or name
+                alias = analyze_file(path, cache, background=True).output_name or name
                 if alias in aliases:
                     self.forbidden.add(alias.lower())
                 aliases[name] = path
@@ -147,7 +147,7 @@ class _Names:
                 if not path.lower().endswith(IMAGE_EXTS):
                     pairs.append((_stem(path), path))
                     continue
-                report = analyze_file(path, cache)
+                report = analyze_file(path, cache, background=True)
                 if report.kind == KIND_EMBEDDING and report.embedding_name:
                     pairs.append((report.embedding_name, path))
             self.embedding_by_name, self.embedding_names = _last_wins(pairs)
