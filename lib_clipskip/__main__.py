@@ -12,11 +12,10 @@ import json
 import os
 import sys
 
-from .compat import check_files, walk_model_files
+from .compat import analyze_file, check_files, walk_model_files
 from .compat.advice import DEFAULT_CLIP_SKIP, fmt_skip
 from .compat.analysis import IMAGE_EXTS
-from .compat.readers import find_png_ti_text
-from .compat.report import ENCODER_LAYERS, HOSTS, SD_FAMILIES, UnreadableFile
+from .compat.report import ENCODER_LAYERS, HOSTS, KIND_EMBEDDING, SD_FAMILIES
 
 # Folders of a WebUI install that hold LoRAs and embeddings (A1111 and Forge defaults).
 WEBUI_MODEL_FOLDERS = ("models/Lora", "models/LyCORIS", "embeddings")
@@ -31,6 +30,14 @@ def _clip_skip_value(text: str) -> float:
     if not 1 <= value <= ENCODER_LAYERS["clip_g"]:
         raise argparse.ArgumentTypeError(f"clip skip must be between 1 and 32, got {text}")
     return int(value) if value.is_integer() else value
+
+
+def _torch_version(text: str) -> tuple[int, int]:
+    try:
+        major, minor = (int(part) for part in text.split(".")[:2])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a version like 2.6: {text!r}") from None
+    return major, minor
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="family of the model you generate with (default: each file's own family)",
     )
     check.add_argument("--host", choices=HOSTS, default="a1111", help="default: a1111")
+    check.add_argument(
+        "--torch-version",
+        type=_torch_version,
+        metavar="X.Y",
+        help="the torch your WebUI runs, if you changed it: from 2.6 on, .pt files with e.g. an "
+        "nn.ParameterDict no longer load (default: the torch the host installs, 2.1 / 2.3)",
+    )
     check.add_argument("--json", action="store_true", help="print one JSON object")
     check.add_argument(
         "--strict",
@@ -83,23 +97,22 @@ def _is_webui_root(folder: str) -> bool:
     return has_entry and os.path.isdir(os.path.join(folder, "models"))
 
 
-def _has_png_embedding(path: str) -> bool:
-    try:
-        return find_png_ti_text(path) is not None
-    except (UnreadableFile, OSError):
-        return False
+def _is_embedding_image(path: str) -> bool:
+    report = analyze_file(path)
+    return report.kind == KIND_EMBEDDING or report.error is not None
 
 
 def collect_files(paths) -> list[str]:
     """Explicit files as given; folders walked recursively. In folders, images count
-    only when they carry an embedding (LoRA previews are images too)."""
+    only when they carry an embedding, or something that fails to read as one (LoRA
+    previews are images too, and the hosts skip images without an embedding)."""
     files = []
     for path in paths:
         if not os.path.isdir(path):
             files.append(path)
             continue
         for found in walk_model_files(path):
-            if found.lower().endswith(IMAGE_EXTS) and not _has_png_embedding(found):
+            if found.lower().endswith(IMAGE_EXTS) and not _is_embedding_image(found):
                 continue
             files.append(found)
     seen = set()
@@ -156,6 +169,7 @@ def run_check(args, parser) -> int:
         args.clip_skip,
         args.clip_skip_g,
         host=args.host,
+        torch_version=args.torch_version,
     )
     if args.json:
         print(

@@ -159,7 +159,8 @@ def test_family_mismatch_for_embeddings_and_loras(tmp_path):
     xl_lora = write_kohya_lora(tmp_path / "xl.safetensors", "sdxl", clip_skip=2, zero_layers={"clip_l": [11]})
     reports = check_files([sd1_ti, xl_ti, xl_lora], "sdxl", 2)
     assert codes(reports[0]) == ["family-mismatch"]
-    assert "literal" in reports[0].warnings[0].message
+    assert reports[0].warnings[0].message == (
+        "an SD1 embedding: on SDXL the WebUI skips it and its name stays in the prompt as literal text")
     assert codes(reports[1]) == []
     assert codes(reports[2]) == []
     reports = check_files([xl_ti, xl_lora], "sd1", 2)
@@ -205,11 +206,19 @@ def test_no_effect_on_other_models(tmp_path):
         {"ss_base_model_version": "flux1", "ss_clip_skip": "2"},
     )
     report = one([flux_lora], None, None)
-    assert report.family == "unknown" and report.base_model == "flux1"
-    assert codes(report) == ["no-effect-on-model"]
+    assert report.family == "flux" and report.base_model == "flux1"
+    assert [(w.code, w.message) for w in report.warnings] == [
+        ("no-effect-on-model", "a Flux LoRA: clip skip does not change Flux models")]
+    assert report.trained_clip_skip is None  # ss_clip_skip means nothing on Flux
     on_sd1 = one([flux_lora], "sd1", 2)
-    assert codes(on_sd1) == ["family-mismatch"]
-    assert "flux1" in on_sd1.warnings[0].message
+    assert [(w.code, w.message) for w in on_sd1.warnings] == [
+        ("family-mismatch", "a Flux LoRA, the model is SD1: it will not load as intended")]
+    # a base model nobody knows yet: named as the metadata names it
+    other = write_safetensors(tmp_path / "o.safetensors", {
+        "lora_unet_mystery_0.lora_up.weight": np.ones((8, 2), np.float16),
+        "lora_unet_mystery_0.lora_down.weight": np.ones((2, 8), np.float16)}, {"ss_base_model_version": "zeta9"})
+    assert [w.message for w in one([other], "sdxl", 2).warnings] == [
+        "made for zeta9, the model is SDXL: it will not load as intended"]
 
 
 def test_unknown_files_get_no_warnings():

@@ -85,7 +85,7 @@ def test_human_output_and_strict(capsys, lora_dir, tmp_path):
     assert "kohya LoRA" in lines[anime] and "trained at clip skip 2 (metadata)" in lines[anime]
     bad_line = next(i for i, line in enumerate(lines) if "bad.safetensors" in line)
     assert lines[bad_line].endswith("unreadable")
-    assert lines[bad_line + 1] == "    ! unreadable: empty file"
+    assert lines[bad_line + 1] == "    ! unreadable: an empty file (0 bytes)"
     assert run(capsys, "check", "--strict", "--clip-skip", "2", str(lora_dir))[0] == 1
     clean = write_kohya_lora(
         tmp_path / "clean" / "c.safetensors",
@@ -133,8 +133,8 @@ def test_without_path_inside_a_webui(capsys, tmp_path, monkeypatch):
 
 
 def test_runs_as_a_module_with_torch_blocked(tmp_path):
-    """Only numpy (+ safetensors) needed: with torch unimportable, .pt files are
-    unreadable with a reason and the rest still works."""
+    """Only numpy needed: with torch unimportable, .pt files are still read (by the
+    restricted unpickler), and a broken one says what it is."""
     write_kohya_lora(tmp_path / "a.safetensors", "sd1", clip_skip=2)
     (tmp_path / "ti.pt").write_bytes(b"PK\x03\x04 not really")
     blocker = tmp_path / "blocker"
@@ -151,6 +151,52 @@ def test_runs_as_a_module_with_torch_blocked(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     files = {os.path.basename(f["path"]): f for f in json.loads(proc.stdout)["files"]}
-    assert files["ti.pt"]["error"] == "torch is not installed"
+    assert files["ti.pt"]["error"] == "a truncated zip (the end of the archive is missing: an interrupted download?)"
     assert files["a.safetensors"]["trained_clip_skip"] == 2
     assert "torch" not in proc.stderr
+
+
+def test_every_kind_in_json(capsys, tmp_path):
+    """Issue 10's kinds through ``check --json --model sd1``, one file each."""
+    pytest.importorskip("torch")
+    from compat_layout_files import (
+        flux_kohya_metadata,
+        flux_kohya_tensors,
+        write_html_page,
+        write_image_embedding,
+        write_onetrainer_ti,
+        write_parameterdict_ti,
+        write_preview_png,
+        write_random_bytes,
+    )
+
+    folder = tmp_path / "zoo"
+    folder.mkdir()
+    write_parameterdict_ti(folder / "old_ti.pt")
+    write_parameterdict_ti(folder / "old_legacy.pt", legacy=True)
+    write_onetrainer_ti(folder / "xl_multi.safetensors", "sdxl", output_vectors=True)
+    write_image_embedding(folder / "hidden.webp", name="hidden")
+    write_preview_png(folder / "hidden_preview.png")  # skipped: no embedding in it
+    write_html_page(folder / "login.safetensors")
+    write_random_bytes(folder / "noise.pt")
+    write_safetensors(folder / "flux.safetensors", flux_kohya_tensors(), flux_kohya_metadata())
+    code, out, _ = run(capsys, "check", "--json", "--model", "sd1", str(folder))
+    assert code == 0
+    files = {os.path.basename(f["path"]): f for f in json.loads(out)["files"]}
+    got = {name: (f["kind"], f["format"], f["family"], [w["code"] for w in f["warnings"]]) for name, f in files.items()}
+    assert got == {
+        "old_ti.pt": ("embedding", "ti-parameterdict", "sd1", ["host-cannot-load"]),  # A1111: its .format_version entry
+        "old_legacy.pt": ("embedding", "ti-parameterdict", "sd1", ["host-cannot-load"]),  # A1111: legacy class pickle
+        "xl_multi.safetensors": ("embedding", "onetrainer", "sdxl", ["family-mismatch"]),
+        "hidden.webp": ("embedding", "image-embedded", "sd1", []),
+        "login.safetensors": ("unknown", None, "unknown", ["unreadable"]),
+        "noise.pt": ("unknown", None, "unknown", ["unreadable"]),
+        "flux.safetensors": ("lora", "kohya", "flux", ["family-mismatch"]),
+    }
+    assert files["flux.safetensors"]["family_label"] == "Flux"
+    assert files["login.safetensors"]["error"].startswith("an HTML page")
+    forge = json.loads(run(capsys, "check", "--json", "--model", "sd1", "--host", "forge", str(folder))[1])["files"]
+    assert [w["code"] for f in forge if f["path"].endswith("old_legacy.pt") for w in f["warnings"]] == []
+    newer = json.loads(run(capsys, "check", "--json", "--model", "sd1", "--host", "forge", "--torch-version", "2.14",
+                           str(folder / "old_legacy.pt"))[1])["files"]
+    assert [w["code"] for w in newer[0]["warnings"]] == ["host-cannot-load"]

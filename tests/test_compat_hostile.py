@@ -24,6 +24,12 @@ from compat_files import (
     write_non_json_header,
     write_offsets_past_end,
 )
+from compat_layout_files import (
+    write_html_page,
+    write_lfs_pointer,
+    write_random_bytes,
+    write_truncated,
+)
 
 from lib_clipskip.compat import analyze_path, check_files
 
@@ -67,9 +73,9 @@ def test_hostile_pickle_inside_a_png_embedding(tmp_path):
     "writer, reason",
     [
         (write_huge_header_length, "exceeds"),
-        (write_non_json_header, "not valid JSON"),
-        (write_offsets_past_end, "offsets"),
-        (write_empty, "empty"),
+        (write_non_json_header, "not a JSON object"),
+        (write_offsets_past_end, "truncated: the header promises 12288 bytes of tensor data but only 16 follow it"),
+        (write_empty, "an empty file (0 bytes)"),
     ],
 )
 def test_broken_safetensors(tmp_path, writer, reason):
@@ -109,9 +115,9 @@ def test_more_broken_headers(tmp_path, body, reason):
 
 
 def test_empty_pickle_and_png(tmp_path):
-    for name in ("e.pt", "e.bin", "e.png"):
+    for name in ("e.pt", "e.bin", "e.png", "e.webp"):
         report = analyze_path(str(write_empty(tmp_path / name)))
-        assert report.error == "empty file"
+        assert report.error == "an empty file (0 bytes)"
 
 
 @pytest.mark.parametrize(
@@ -125,7 +131,7 @@ def test_empty_pickle_and_png(tmp_path):
         ),
         (
             png_bytes([(b"tEXt", b"sd-ti-embedding\0" + base64.b64encode(b'{"a": 1}'))]),
-            "holds no embedding",
+            "no embedding the WebUI could load",
         ),
         (png_bytes([(b"zTXt", b"sd-ti-embedding\0\0garbage")]), "corrupt compressed"),
         (png_bytes()[:40], "truncated"),
@@ -141,9 +147,9 @@ def test_broken_png(tmp_path, content, reason):
 def test_zip_bomb_text_chunk_is_bounded(tmp_path):
     import zlib
 
-    from lib_clipskip.compat import readers
+    from lib_clipskip.compat import images
 
-    bomb = zlib.compress(b"A" * (readers.MAX_TI_PAYLOAD_BYTES + 1024), 9)
+    bomb = zlib.compress(b"A" * (images.MAX_TI_PAYLOAD_BYTES + 1024), 9)
     path = tmp_path / "bomb.png"
     path.write_bytes(png_bytes([(b"zTXt", b"sd-ti-embedding\0\0" + bomb)]))
     report = analyze_path(str(path))
@@ -180,22 +186,23 @@ def test_one_bad_file_never_hides_the_others(tmp_path):
     assert not marker.exists()
 
 
-def test_without_torch_pickles_are_unreadable(tmp_path, monkeypatch):
-    pytest.importorskip("torch")
-    path = write_a1111_pt_embedding(tmp_path / "ti.pt")
+def test_pickles_are_read_without_torch(tmp_path, monkeypatch):
+    pytest.importorskip("torch")  # to write the file
+    path = write_a1111_pt_embedding(tmp_path / "ti.pt", 768, 4)
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
     report = analyze_path(str(path))
-    assert report.error == "torch is not installed"
+    assert report.error is None
+    assert (report.kind, report.format, report.family, report.vectors) == ("embedding", "a1111-pt", "sd1", 4)
 
 
-def test_oversized_pickle_is_not_loaded(tmp_path, monkeypatch):
-    from lib_clipskip.compat import readers
+def test_a_pickle_larger_than_its_limit_is_not_unpickled(tmp_path, monkeypatch):
+    from lib_clipskip.compat import pickles
 
-    path = tmp_path / "big.ckpt"
-    path.write_bytes(b"\0" * 2048)
-    monkeypatch.setattr(readers, "MAX_PICKLE_BYTES", 1024)
+    pytest.importorskip("torch")
+    path = write_a1111_pt_embedding(tmp_path / "ti.pt", 768, 4)
+    monkeypatch.setattr(pickles, "MAX_PICKLE_STREAM_BYTES", 64)
     report = analyze_path(str(path))
-    assert report.error and "limit" in report.error
+    assert report.error and "larger than the 64 byte limit" in report.error
 
 
 def test_files_outside_allowed_roots_are_not_read(tmp_path):
@@ -229,3 +236,94 @@ def test_malformed_entry_of_a_tensor_that_is_read(tmp_path, entry):
     path.write_bytes(struct.pack("<Q", len(header)) + header + b"\1" * 16)
     report = analyze_path(str(path))
     assert report.error and f"tensor {up!r}" in report.error
+
+
+# ------------------------------------------------------------- item 4: say what a file really is
+
+
+def _saved_safetensors(tmp_path):
+    return write_kohya_lora(tmp_path / "real.safetensors", "sd1", clip_skip=2)
+
+
+@pytest.mark.parametrize(
+    "name, make, reason",
+    [
+        ("page.safetensors", lambda p, t: write_html_page(p),
+         "an HTML page (a download that failed or needed a login), not a safetensors file"),
+        ("page.pt", lambda p, t: write_html_page(p), "an HTML page (a download that failed or needed a login), not a torch .pt file"),
+        ("noise.pt", lambda p, t: write_random_bytes(p), "unknown binary data, not a torch .pt file (a damaged or partial download?)"),
+        ("noise.safetensors", lambda p, t: write_random_bytes(p), "safetensors header length"),
+        ("pointer.safetensors", lambda p, t: write_lfs_pointer(p),
+         "a Git LFS pointer (a few lines of text: the model itself was never downloaded), not a safetensors file"),
+        ("image.pt", lambda p, t: p.write_bytes(png_bytes()), "a PNG image, not a torch .pt file"),
+        ("zeros.ckpt", lambda p, t: p.write_bytes(b"\0" * 4096),
+         "only zero bytes (a download or copy that never wrote its data), not a torch .ckpt file"),
+        ("named.pt", lambda p, t: p.write_bytes(_saved_safetensors(t).read_bytes()),
+         "a safetensors file with a .pt name: the WebUI reads .pt files with torch and fails on it; rename it to .safetensors"),
+        ("cut.safetensors", lambda p, t: write_truncated(p, _saved_safetensors(t), 0.6), "truncated: the header promises"),
+        ("plain.pt", lambda p, t: p.write_bytes(pickle.dumps({"emb_params": [0.0] * 8})),
+         "a plain Python pickle, not a file written by torch.save: the WebUI cannot load it"),
+    ],
+)
+def test_garbage_says_what_it_is(tmp_path, name, make, reason):
+    path = tmp_path / name
+    make(path, tmp_path)
+    report = analyze_path(str(path))
+    assert report.error and report.error.startswith(reason), report.error
+    assert [w.code for w in check_files([path], "sd1", 1)[0].warnings] == ["unreadable"]
+
+
+def test_a_truncated_torch_zip(tmp_path):
+    torch = pytest.importorskip("torch")
+    source = tmp_path / "full.pt"
+    torch.save({"emb_params": torch.randn(4, 768)}, str(source))
+    path = write_truncated(tmp_path / "cut.pt", source, 0.5)
+    report = analyze_path(str(path))
+    assert report.error == "a truncated zip (the end of the archive is missing: an interrupted download?)"
+
+
+def test_types_the_safe_loader_does_not_allow_are_named(tmp_path):
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "mask.pt"
+    torch.save({"mask": torch.zeros(3, dtype=torch.bool)}, str(path))
+    report = analyze_path(str(path))
+    assert report.error == ("refused: the pickle asks for torch.BoolStorage, a type the WebUI's safe loader does not allow "
+                            "either; nothing in the file was run")
+
+
+def _legacy_stream(main_pickle: bytes) -> bytes:
+    """The legacy torch layout around a hand-made main pickle."""
+    head = pickle.dumps(0x1950A86A20F9469CFC6C, 2) + pickle.dumps(1001, 2)
+    head += pickle.dumps({"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}}, 2)
+    return head + main_pickle + pickle.dumps([], 2)
+
+
+def test_numpy_arrays_larger_than_the_pickle_are_not_built(tmp_path):
+    # numpy.ndarray is allowed (the host allows it); ndarray((10**9,)) would be 8 GB
+    bomb = b"\x80\x02cnumpy\nndarray\nq\x00J\x00\xca\x9a;\x85q\x01\x85q\x02Rq\x03."
+    path = tmp_path / "bomb.pt"
+    path.write_bytes(_legacy_stream(bomb))
+    report = analyze_path(str(path))
+    assert report.error == "the pickle asks for a numpy array larger than the pickle itself; not built"
+
+
+def test_code_in_a_legacy_stream_is_refused(tmp_path):
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.pt"
+    path.write_bytes(_legacy_stream(hostile_pickle_bytes(marker)))
+    report = analyze_path(str(path))
+    assert report.error.startswith("refused: the pickle asks for io.open, code, not data")
+    assert not marker.exists()
+
+
+def test_zip_with_too_many_entries(tmp_path, monkeypatch):
+    import zipfile
+
+    from lib_clipskip.compat import torchfile
+
+    path = tmp_path / "many.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        for n in range(50):
+            archive.writestr(f"archive/data/{n}", b"\0")
+    monkeypatch.setattr(torchfile, "MAX_ZIP_ENTRIES", 20)
+    assert analyze_path(str(path)).error.startswith("a zip with 50 entries")

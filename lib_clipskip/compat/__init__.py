@@ -17,11 +17,13 @@ from .prompt import (
 )
 from .report import (
     CODE_FAMILY_MISMATCH,
+    CODE_HOST_CANNOT_LOAD,
     CODE_NO_EFFECT,
     CODE_TE_KEYS_IGNORED,
     CODE_TE_LAYERS_SKIPPED,
     CODE_TRAINED_SKIP_MISMATCH,
     CODE_UNREADABLE,
+    FAMILY_LABELS,
     FORMAT_LABELS,
     CompatWarning,
     FileReport,
@@ -29,12 +31,14 @@ from .report import (
 
 __all__ = [
     "CODE_FAMILY_MISMATCH",
+    "CODE_HOST_CANNOT_LOAD",
     "CODE_NO_EFFECT",
     "CODE_TE_KEYS_IGNORED",
     "CODE_TE_LAYERS_SKIPPED",
     "CODE_TRAINED_SKIP_MISMATCH",
     "CODE_UNREADABLE",
     "DEFAULT_CLIP_SKIP",
+    "FAMILY_LABELS",
     "FORMAT_LABELS",
     "CompatWarning",
     "FileReport",

@@ -3,30 +3,48 @@
 from __future__ import annotations
 
 import math
+import re
+import sys
 
+from .families import sdxl_derivative
 from .report import (
     CODE_FAMILY_MISMATCH,
+    CODE_HOST_CANNOT_LOAD,
     CODE_NO_EFFECT,
     CODE_TE_KEYS_IGNORED,
     CODE_TE_LAYERS_SKIPPED,
     CODE_TRAINED_SKIP_MISMATCH,
     CODE_UNREADABLE,
     ENCODER_LAYERS,
+    FAMILY_LABELS,
+    FAMILY_OPENCLIP_G,
     FAMILY_SD1,
     FAMILY_SD2,
+    FAMILY_SD3,
     FAMILY_SDXL,
+    FAMILY_T5,
     FAMILY_UNKNOWN,
     KIND_EMBEDDING,
+    KIND_LYCORIS,
     KIND_UNKNOWN,
     SD_FAMILIES,
     CompatWarning,
     FileReport,
 )
 
-FAMILY_LABELS = {FAMILY_SD1: "SD1", FAMILY_SD2: "SD2", FAMILY_SDXL: "SDXL"}
 HOST_LABELS = {"a1111": "A1111", "forge": "Forge"}
 # The hosts' own defaults per family: what a generation uses when nobody sets a value.
 DEFAULT_CLIP_SKIP = {FAMILY_SD1: 1, FAMILY_SD2: 2, FAMILY_SDXL: 2}
+
+
+DETECT = "detect"  # torch_version: the torch this process runs, if it has loaded one
+
+
+def running_torch_version() -> tuple[int, int] | None:
+    """(major, minor) of the torch this process has loaded; None when it has none (the CLI).
+    Never imports torch: inside a WebUI it is loaded already."""
+    match = re.match(r"(\d+)\.(\d+)", str(getattr(sys.modules.get("torch"), "__version__", "")))
+    return (int(match[1]), int(match[2])) if match else None
 
 
 def fmt_skip(value: float) -> str:
@@ -77,6 +95,7 @@ def warnings_for(
     clip_skip: float | None,
     clip_skip_g: float | None = None,
     host: str = "a1111",
+    torch_version: tuple[int, int] | str | None = DETECT,
 ) -> list[CompatWarning]:
     """Warnings for ``report`` when generating on a ``family`` model at the given
     value(s).
@@ -84,21 +103,29 @@ def warnings_for(
     ``family`` None means "the file's own family" (the CLI without --model); a family
     outside sd1/sd2/sdxl (flux, sd3, ...) is a model clip skip cannot change.
     ``clip_skip`` None means the host default for the family; ``clip_skip_g`` None means
-    the same as ``clip_skip``."""
+    the same as ``clip_skip``. ``torch_version`` (major, minor) is the WebUI's torch, which
+    decides whether .pt files needing more than torch's weights-only loader still load;
+    by default the torch this process runs, and None means the hosts' own (before 2.6)."""
     if report.error:
         return [CompatWarning(CODE_UNREADABLE, report.error)]
+    refusal = report.host_refuses.get(host) or report.host_refuses.get("*")
+    if refusal and report.kind == KIND_UNKNOWN:
+        return [CompatWarning(CODE_HOST_CANNOT_LOAD, refusal)]  # e.g. a whole checkpoint named as a LoRA
     if report.kind == KIND_UNKNOWN:
         return []
+    if refusal:
+        who = "the WebUI" if host not in report.host_refuses else HOST_LABELS.get(host, host)
+        return [CompatWarning(CODE_HOST_CANNOT_LOAD, f"{what_it_is(report)}; {who} will not load it: {refusal}")]
+    torch_refusal = _weights_only_refusal(report, host, running_torch_version() if torch_version == DETECT else torch_version)
+    if torch_refusal:
+        return [torch_refusal]
     target = family or report.family
     if target not in SD_FAMILIES:
         if family is None:
-            if report.base_model and report.family == FAMILY_UNKNOWN:
-                return [
-                    CompatWarning(
-                        CODE_NO_EFFECT,
-                        f"made for {report.base_model}: clip skip does not change that model",
-                    )
-                ]
+            if report.family != FAMILY_UNKNOWN:
+                return [CompatWarning(CODE_NO_EFFECT, f"{what_it_is(report)}: clip skip does not change {report.family_label} models")]
+            if report.base_model:
+                return [CompatWarning(CODE_NO_EFFECT, f"made for {report.base_model}: clip skip does not change that model")]
             return []
         return [
             CompatWarning(
@@ -106,37 +133,11 @@ def warnings_for(
                 f"clip skip cannot change a {family} model on this host; this file is unaffected by the value",
             )
         ]
+    mismatch = _family_mismatch(report, target)
+    if mismatch:
+        return [mismatch]  # skip and layer advice for another family would mislead
 
     found = []
-    if report.family not in (FAMILY_UNKNOWN, target):
-        file_label = FAMILY_LABELS[report.family]
-        target_label = FAMILY_LABELS[target]
-        if report.kind == KIND_EMBEDDING:
-            found.append(
-                CompatWarning(
-                    CODE_FAMILY_MISMATCH,
-                    f"embedding made for {file_label}; on {target_label} "
-                    "the host skips it and its "
-                    "name stays in the prompt as literal text",
-                )
-            )
-        else:
-            found.append(
-                CompatWarning(
-                    CODE_FAMILY_MISMATCH,
-                    f"made for {file_label}, the model is {target_label}: its weights do not fit and it will not load as intended",
-                )
-            )
-        return found  # skip and layer advice for another family would mislead
-    if report.family == FAMILY_UNKNOWN and report.base_model:
-        # metadata names a base model outside SD1/SD2/SDXL (flux1, sd3, ...)
-        return [
-            CompatWarning(
-                CODE_FAMILY_MISMATCH,
-                f"made for {report.base_model}, the model is {FAMILY_LABELS[target]}: it will not load as intended",
-            )
-        ]
-
     value = clip_skip if clip_skip is not None else DEFAULT_CLIP_SKIP[target]
     value_g = clip_skip_g if clip_skip_g is not None else value
 
@@ -164,6 +165,62 @@ def warnings_for(
 
     found.extend(_host_key_warnings(report, host))
     return found
+
+
+def _weights_only_refusal(report: FileReport, host: str, version) -> CompatWarning | None:
+    """torch >= 2.6 loads with weights_only=True unless told otherwise: both hosts' embedding
+    loaders (plain torch.load) and A1111's LoRA loader then refuse e.g. nn.ParameterDict;
+    Forge reads LoRA .pt files with its own unpickler."""
+    if not (report.needs_full_unpickler and version and tuple(version) >= (2, 6)):
+        return None
+    if report.kind != KIND_EMBEDDING and host != "a1111":
+        return None
+    who = HOST_LABELS.get(host, host)
+    return CompatWarning(CODE_HOST_CANNOT_LOAD, (
+        f"{what_it_is(report)}; {who} will not load it: this WebUI runs torch {version[0]}.{version[1]}, whose torch.load "
+        f"refuses {report.needs_full_unpickler} by default (weights_only, since torch 2.6); re-save the file as .safetensors"))
+
+
+def _article(word: str) -> str:
+    return "an" if word.startswith("SD") or word[:1] in "AEIOUaeiou" else "a"
+
+
+def what_it_is(report: FileReport) -> str:
+    """'an SD1 embedding', 'a Flux LoRA', 'an SDXL LoRA (trained on Pony Diffusion, an SDXL
+    model)': what the file is, in the words people use."""
+    noun = {KIND_EMBEDDING: "embedding", KIND_LYCORIS: "LyCORIS"}.get(report.kind, "LoRA")
+    if report.family == FAMILY_UNKNOWN:
+        return f"{_article(noun)} {noun} of unknown model family"
+    label = report.family_label
+    if report.family in (FAMILY_T5, FAMILY_OPENCLIP_G):
+        return f"an embedding for {label}"
+    phrase = f"{_article(label)} {label} {noun}"
+    derivative = sdxl_derivative(report.trained_on) if report.family == FAMILY_SDXL else None
+    if derivative:
+        phrase += f" (trained on {derivative}, an SDXL model)"
+    return phrase
+
+
+def _family_mismatch(report: FileReport, target: str) -> CompatWarning | None:
+    target_label = FAMILY_LABELS[target]
+    if report.family == target:
+        return None
+    if report.family == FAMILY_UNKNOWN:
+        if report.base_model:
+            # metadata names a base model we do not know
+            return CompatWarning(CODE_FAMILY_MISMATCH,
+                                 f"made for {report.base_model}, the model is {target_label}: it will not load as intended")
+        return None
+    what = what_it_is(report)
+    if report.kind != KIND_EMBEDDING:
+        fit = "its weights do not fit and it will not load as intended" if report.family in SD_FAMILIES else "it will not load as intended"
+        return CompatWarning(CODE_FAMILY_MISMATCH, f"{what}, the model is {target_label}: {fit}")
+    if report.family == FAMILY_SD3 and target == FAMILY_SDXL:
+        # SD3's clip_l + clip_g add up to SDXL's 2048: the host takes them, T5 aside
+        return CompatWarning(CODE_FAMILY_MISMATCH, f"{what}: on SDXL the WebUI uses its clip_l/clip_g vectors, which were trained "
+                                                   "for SD3 (next to a T5 encoder), not for SDXL")
+    return CompatWarning(CODE_FAMILY_MISMATCH,
+                         f"{what}: on {target_label} the WebUI skips it and its name stays in the prompt as literal text")
 
 
 def _host_key_warnings(report: FileReport, host: str) -> list[CompatWarning]:

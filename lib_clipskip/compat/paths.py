@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 
-from .analysis import MODEL_EXTS
+from .analysis import IMAGE_EXTS, MODEL_EXTS
+from .images import is_preview_name
+
+_DIGITS = re.compile(r"([0-9]+)")
 
 
 def is_under_roots(path: str, roots) -> bool:
@@ -24,10 +28,6 @@ def is_under_roots(path: str, roots) -> bool:
     return False
 
 
-def is_preview_image(path: str) -> bool:
-    return ".preview." in os.path.basename(path).lower()
-
-
 def walk_model_files(folder: str, extensions=MODEL_EXTS):
     """Model files under ``folder``, recursively, sorted, following links once (no
     cycles)."""
@@ -42,6 +42,58 @@ def walk_model_files(folder: str, extensions=MODEL_EXTS):
         dirnames.sort()
         for name in filenames:
             lower = name.lower()
-            if lower.endswith(extensions) and not is_preview_image(lower):
+            if lower.endswith(extensions) and not (lower.endswith(IMAGE_EXTS) and is_preview_name(lower)):
                 found.append(os.path.join(dirpath, name))
     return sorted(found)
+
+
+def natural_key(text: str) -> list:
+    """'lora2' before 'lora10', case-insensitive: the order A1111's walk_files sorts by
+    (modules/util.py natural_sort_key)."""
+    return [int(part) if part.isdigit() else part.lower() for part in _DIGITS.split(text)]
+
+
+def host_lora_files(folders, extensions) -> list[str]:
+    """LoRA files in the order the hosts list them (networks.py:650 via util.walk_files):
+    folders in the given order, directories by natural order of their path, files by
+    natural order of their name. Later files with the same stem win there."""
+    found = []
+    for folder in folders:
+        walked = list(_walk_once(folder))
+        walked.sort(key=lambda item: natural_key(item[0]))
+        for dirpath, filenames in walked:
+            found += [os.path.join(dirpath, name) for name in sorted(filenames, key=natural_key)
+                      if os.path.splitext(name)[1].lower() in extensions]
+    return found
+
+
+def host_embedding_files(folders, extensions) -> list[str]:
+    """Embedding candidates in the order the hosts load them (textual_inversion.py:195,
+    plain os.walk order); empty files are skipped as the hosts skip them."""
+    found = []
+    for folder in folders:
+        for dirpath, filenames in _walk_once(folder):
+            for name in filenames:
+                path = os.path.join(dirpath, name)
+                if os.path.splitext(name)[1].lower() in extensions and _size(path) > 0:
+                    found.append(path)
+    return found
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _walk_once(folder):
+    """os.walk following links, each real directory once (a link loop would not end)."""
+    seen = set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        yield dirpath, filenames
