@@ -115,15 +115,13 @@ def prompt_tags(prompt: str) -> list[_Tag]:
     return [_Tag(m.group(2).split(":")) for m in _TAG.finditer(prompt or "") if m.group(1) == prompt_tag.NAME]
 
 
-def model_folders(shared: Any) -> tuple[list[str], list[str], list[str]]:
-    """(LoRA folders, embedding folders, folders the UI may inspect) of the running WebUI."""
+def model_folders(shared: Any, adapter: Any) -> tuple[list[str], list[str], list[str]]:
+    """(LoRA folders the host reads, embedding folders, folders the UI may inspect) of the running WebUI."""
     import os
 
     cmd_opts = getattr(shared, "cmd_opts", None)
-    lora = [getattr(cmd_opts, name, None) for name in ("lora_dir", "lyco_dir_backcompat", "lyco_dir")]
-    embeddings = [getattr(cmd_opts, "embeddings_dir", None)]
-    lora = [os.fspath(d) for d in lora if d]
-    embeddings = [os.fspath(d) for d in embeddings if d]
+    lora = [os.fspath(d) for d in adapter.lora_folders(cmd_opts) if d]
+    embeddings = [os.fspath(d) for d in [getattr(cmd_opts, "embeddings_dir", None)] if d]
     models_path = getattr(shared, "models_path", None)
     roots = ([os.fspath(models_path)] if models_path else []) + lora + embeddings
     return lora, embeddings, roots
@@ -144,7 +142,7 @@ def model_index(lora_dirs: list[str], embedding_dirs: list[str], roots: list[str
 
 
 def view(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None, adapter: Any = None,
-         sd_model: Any = None, with_files: bool = True) -> View:
+         sd_model: Any = None, with_files: bool = True, name_wait: float = 0.0) -> View:
     """What the panel shows; never reads the model's weights."""
     from lib_clipskip import plan, prompt_tag, settings
 
@@ -210,18 +208,24 @@ def view(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None, ada
         loading=info.loading or sd_model is None,
     )
     if with_files:
-        result.files = compat_reports(prompt or "", result, shared, info.host)
+        result.files = compat_reports(prompt or "", result, shared, adapter, wait=name_wait)
     return result
 
 
-def compat_reports(prompt: str, shown: View, shared: Any, host: str) -> list[Any]:
+#: how long a panel refresh waits for a folder's names (aliases, image embeddings) to be read after a
+#: start or a new file; the generation path never waits (compat.ModelIndex.resolve_prompt)
+PANEL_NAME_WAIT = 0.3
+
+
+def compat_reports(prompt: str, shown: View, shared: Any, adapter: Any, wait: float = 0.0) -> list[Any]:
     """Reports (with warnings at the values shown) for every LoRA / embedding of the prompt."""
     from lib_clipskip.compat import check_files
 
-    lora_dirs, embedding_dirs, roots = model_folders(shared)
+    lora_dirs, embedding_dirs, roots = model_folders(shared, adapter)
     if not (lora_dirs or embedding_dirs):
         return []
-    references = model_index(lora_dirs, embedding_dirs, roots).resolve_prompt(prompt)
+    host = adapter.name
+    references = model_index(lora_dirs, embedding_dirs, roots).resolve_prompt(prompt, wait=wait)
     paths = [ref.path for ref in references if ref.path]
     clip_skip, clip_skip_g = shown.compat_values
     reports = iter(check_files(paths, shown.compat_family, clip_skip, clip_skip_g, host=host, allowed_roots=roots))
@@ -272,6 +276,8 @@ def files_html(shown: View, slider_id: str = "", accordion_id: str = "") -> str:
     main_value, _ = shown.compat_values
     for ref, report in shown.files:
         name = e(ref.name)
+        if getattr(ref, "note", None):  # e.g. other files with the same name, which the host does not use
+            name += f'<div class="clipskip-dim clipskip-ref-note">{e(ref.note)}</div>'
         if report is None:
             rows.append(f'<tr class="clipskip-row clipskip-row-missing"><td class="clipskip-name">{name}</td>'
                         f'<td>{e(ref.kind)}</td><td colspan="2">–</td>'
@@ -280,7 +286,7 @@ def files_html(shown: View, slider_id: str = "", accordion_id: str = "") -> str:
         kind = e(report.format_label or report.kind)
         if report.error:
             kind = e(ref.kind)
-        family = e(report.family if not report.error else "–")
+        family = e(report.family_label if not report.error else "–")
         skip = "–"
         if report.trained_clip_skip is not None:
             detail = report.trained_clip_skip_detail or report.trained_clip_skip_source or ""
@@ -387,7 +393,7 @@ def refresh_outputs(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str 
     import gradio as gr
 
     try:
-        shown = view(enabled, clip_skip, clip_skip_g, prompt)
+        shown = view(enabled, clip_skip, clip_skip_g, prompt, name_wait=PANEL_NAME_WAIT)
         return (status_html(shown), files_html(shown, slider_id, accordion_id),
                 gr.update(interactive=shown.clip_skip_interactive, maximum=shown.clip_skip_maximum),
                 gr.update(visible=shown.g_visible))

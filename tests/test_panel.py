@@ -338,3 +338,13 @@ def test_a_stale_refresh_never_overwrites_a_newer_one():
     theirs = tickets.take(other)  # another browser's refresh does not make mine stale
     assert not tickets.is_newest(me, older)
     assert tickets.is_newest(me, newer) and tickets.is_newest(other, theirs)
+
+
+def test_lora_folders_are_the_ones_each_host_reads(webui, tmp_path):
+    from lib_clipskip.hosts import current
+
+    opts = webui.shared.cmd_opts
+    opts.lora_dir, opts.lyco_dir_backcompat, opts.embeddings_dir = str(tmp_path / "Lora"), str(tmp_path / "LyCORIS"), str(tmp_path / "emb")
+    lora, embeddings, _roots = panel.model_folders(webui.shared, current())
+    expected = [opts.lora_dir] if webui.host == "forge" else [opts.lora_dir, opts.lyco_dir_backcompat]
+    assert lora == expected and embeddings == [opts.embeddings_dir]

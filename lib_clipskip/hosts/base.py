@@ -135,6 +135,11 @@ class HostAdapter:
         """The host's own conditioning of one prompt (tokens, embeddings, chunks), outside a generation."""
         return sd_model.get_learned_conditioning([prompt])
 
+    def lora_folders(self, cmd_opts: Any) -> list[Any]:
+        """Where the host's LoRA loader looks: A1111 v1.10.1 ``--lora-dir`` and
+        ``--lyco-dir-backcompat`` (``extensions-builtin/Lora/networks.py:651``)."""
+        return [getattr(cmd_opts, name, None) for name in ("lora_dir", "lyco_dir_backcompat")]
+
     def loaded_networks(self) -> list[str] | None:
         """The LoRAs applied to the text encoder now, outside a generation: both hosts keep the last
         generation's (A1111 ``extensions-builtin/Lora/networks.py`` applies ``loaded_networks`` to

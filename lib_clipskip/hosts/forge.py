@@ -68,6 +68,10 @@ class ForgeAdapter(HostAdapter):
             return int(values[0])
         return None
 
+    def lora_folders(self, cmd_opts: Any) -> list[Any]:
+        """Forge lists ``--lora-dir`` only (``sd_forge_lora/networks.py:131``)."""
+        return [getattr(cmd_opts, "lora_dir", None)]
+
     def written_option(self, value: Any) -> Any:
         """``int(getattr(p, 'clip_skip', opts.CLIP_stop_at_last_layers))`` (``processing.py:721``)."""
         return int(float(value))
