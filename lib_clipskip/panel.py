@@ -437,13 +437,14 @@ def build(elem_id: Callable[[str], str], input_accordion: Callable[..., Any], ti
     with input_accordion(False, label=title, elem_id=elem_id("enabled")) as enabled:
         status = gr.HTML(value="", elem_id=elem_id("status"), elem_classes=["clipskip-status", tab_class])
         with gr.Row(elem_classes=["clipskip-row"]):
-            # labels unique in the tab: the hosts save UI defaults in ui-config.json by label
+            # labels unique in the tab: the hosts save UI defaults in ui-config.json by label;
+            # float values: the API's infotext field casts a pasted value to the type of this one
             clip_skip = gr.Slider(
-                minimum=0, maximum=CLIP_L_SD1.depth, step=0.05, value=0, label="CLIP skip value",
+                minimum=0, maximum=CLIP_L_SD1.depth, step=0.05, value=0.0, label="CLIP skip value",
                 info=f"1 = last layer, 2 = penultimate; fractions blend neighbouring layers. {AUTO_INFO}",
                 elem_id=elem_id("clip_skip"), elem_classes=["clipskip-slider"])
             clip_skip_g = gr.Slider(
-                minimum=0, maximum=CLIP_G_SDXL.depth, step=0.05, value=0, label="SDXL OpenCLIP-G",
+                minimum=0, maximum=CLIP_G_SDXL.depth, step=0.05, value=0.0, label="SDXL OpenCLIP-G",
                 info="SDXL only. 0 = same as CLIP skip (or the Settings default when that is auto)",
                 elem_id=elem_id("clip_skip_g"), elem_classes=["clipskip-slider"], visible=False)
         files = gr.HTML(value="", elem_id=elem_id("files"), elem_classes=["clipskip-files-box"])

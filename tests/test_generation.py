@@ -367,3 +367,49 @@ def test_a1111_family_comes_from_the_encoder_classes_not_their_names(a1111):
     info = A1111Adapter().inspect(clip_l_only).info
     assert info.family.value == "other" and "not a CLIP model this extension knows" in info.no_effect_reason
     assert A1111Adapter().inspect(sdxl).info.family.value == "sdxl"
+
+
+# --- Forge: LoRA weights reach the text encoder through forge_objects.clip ----------------------
+
+class ForgeLora:
+    """``sd_forge_lora`` as far as the text encoder goes (``networks.load_networks``, Forge dfdcbab6
+    lines 68-126): from the original CLIP, clone and ``add_patches`` each LoRA's TE weights,
+    then keep it as ``forge_objects`` and ``forge_objects_after_applying_lora``."""
+
+    name = "lora"
+
+    def __init__(self, ui, files):
+        self.ui, self.files = ui, files
+
+    def activate(self, p, params_list):
+        sd = self.ui.shared.sd_model
+        targets = [(params.items[0], float(params.items[1]) if len(params.items) > 1 else 1.0) for params in params_list]
+        if sd.current_lora_hash == str(targets):
+            return
+        sd.current_lora_hash = str(targets)
+        clip = sd.forge_objects_original.clip
+        for name, multiplier in targets:
+            clip = clip.clone()
+            clip.add_patches(filename=name, patches=self.files[name], strength_patch=multiplier)
+        sd.forge_objects.clip = clip
+        sd.forge_objects_after_applying_lora = sd.forge_objects.shallow_copy()
+
+    def deactivate(self, p):
+        pass
+
+
+def test_forge_lora_on_the_text_encoder_is_applied_under_our_skip(forge):
+    from standin_common import extra_networks
+
+    forge.load("sd1")
+    text_model = forge.shared.sd_model.text_processing_engine.text_encoder.transformer
+    torch.manual_seed(1)
+    key = "clip_l.transformer.text_model.encoder.layers.3.mlp.fc1.weight"
+    delta = torch.randn_like(encoder_layers(text_model)[3].mlp.fc1.weight) * 0.2
+    extra_networks.register_extra_network(ForgeLora(forge, {"te_style": {key: ("diff", delta)}}))
+    plain = host_run(forge, "a photo of a cat", host_skip=3)
+    with_lora = host_run(forge, "a photo of a cat <lora:te_style:1>", host_skip=3)
+    assert_differs(sampled(with_lora), sampled(plain))  # the LoRA reaches the text encoder
+    ours = our_run(forge, "a photo of a cat <lora:te_style:1>", clip_skip=3)
+    assert_same(sampled(ours), sampled(with_lora))  # and our truncated encode runs on the patched weights
+    assert_same(sampled(our_run(forge, "a photo of a cat", clip_skip=3)), sampled(plain))  # and off again

@@ -381,3 +381,27 @@ def test_fractional_host_clip_skip_goes_to_the_panel_not_the_host(webui):
     params = params_of(text)
     paste.on_pasted(text, params)
     assert "Clip skip" not in params and infotext_utils.get_override_settings(params) == []
+
+
+# --- the API's infotext field (Api.apply_infotext: no paste callbacks) ------------------------------
+
+def test_api_infotext_restores_our_values_and_the_image(webui):
+    webui.load("sd1")
+    first, processed = run(webui, enabled=True, clip_skip=2.5)
+    p = webui.api_txt2img("a cat", infotext=processed.infotexts[0])  # the prompt field is the request's own
+    script = webui.script()
+    assert p.script_args[script.args_from:script.args_to] == [True, 2.5, 0.0]
+    webui.run(p)
+    assert_same(sampled(p), sampled(first))
+
+
+def test_api_infotext_host_clip_skip_is_cast_by_the_host_before_any_script(webui):
+    """The API never calls paste callbacks: "Clip skip: 2.0" fails in the host's own cast (as real
+    A1111 answers HTTP 500), and a "Clip skip: 99" reaches the override (the host's own path)."""
+    webui.load("sd1")
+    with pytest.raises(ValueError):
+        webui.api_txt2img(infotext="a cat\nSteps: 4, Sampler: Euler, Seed: 1, Clip skip: 2.0")
+    p = webui.api_txt2img(infotext="a cat\nSteps: 4, Sampler: Euler, Seed: 1, Clip skip: 3, CLIP skip ext notes: x")
+    assert p.override_settings == {"CLIP_stop_at_last_layers": 3}
+    script = webui.script()
+    assert p.script_args[script.args_from] is False  # made without the extension: the panel stays off

@@ -60,6 +60,9 @@ class WebUI:
                 runner.setup_ui()
             self.runners[tab] = runner
             self.interfaces[tab] = interface
+        infotext_utils = importlib.import_module("modules.infotext_utils")
+        for tab, runner in self.runners.items():  # ui.py: each tab's paste fields end with the scripts' own
+            infotext_utils.add_paste_fields(tab, None, list(runner.infotext_fields))
         self.loadsave = ui_loadsave.UiLoadsave(str(self.ui_config_file or "/nonexistent/ui-config.json"))
         with gr.Blocks() as self.demo:
             for tab, interface in self.interfaces.items():
@@ -130,6 +133,18 @@ class WebUI:
 
     def run(self, p):
         return self.processing.process_images(p)
+
+    def api_txt2img(self, prompt="a photo of a cat", infotext="", alwayson_scripts=None, **kwargs):
+        """``Api.text2imgapi``: ``apply_infotext`` (script args and setting overrides from the infotext
+        field, no paste callbacks), then ``init_script_args``; returns the ``p`` it would run."""
+        api = importlib.import_module("modules.api.api")
+        request = api.Request(infotext=infotext, alwayson_scripts=alwayson_scripts)
+        mentioned = {}
+        api.Api().apply_infotext(request, "txt2img", script_runner=self.runners["txt2img"], mentioned_script_args=mentioned)
+        p = self.txt2img(prompt, override_settings=request.override_settings or {}, **kwargs)
+        p.script_args = api.Api().init_script_args(request, self.runners["txt2img"].default_script_args(),
+                                                   self.runners["txt2img"], input_script_args=mentioned)
+        return p
 
     # --- X/Y/Z plot -----------------------------------------------------------------------
     def xyz_script(self, tab: str = "txt2img"):

@@ -11,7 +11,6 @@ Forge (dfdcbab6): the ``backend.diffusion_engine`` classes with ``IntegratedCLIP
 from __future__ import annotations
 
 import importlib
-import types
 
 import torch
 from clip_models import SHAPES, build_text_model, build_tokenizer, small
@@ -106,14 +105,21 @@ def a1111_model(family: str, real: bool = False, seed: int = 0, name: str | None
     return model
 
 
+class IntegratedCLIP(torch.nn.Module):
+    """Forge ``backend/nn/clip.IntegratedCLIP``: a module whose ``.transformer`` is the transformers model."""
+
+    def __init__(self, transformer):
+        super().__init__()
+        self.transformer = transformer
+
+
 def integrated_clip(shape, vocab_size, seed, text_projection=False):
-    """Forge ``backend/nn/clip.IntegratedCLIP``: ``.transformer`` is the transformers model."""
     model = build_text_model(shape, vocab_size, seed)
     if text_projection:
         torch.manual_seed(seed + 100)
         width = shape["hidden_size"]
         model.text_projection = torch.nn.Linear(width, width, bias=False).requires_grad_(False)
-    return types.SimpleNamespace(transformer=model)
+    return IntegratedCLIP(model)
 
 
 def forge_model(family: str, real: bool = False, seed: int = 0, name: str | None = None):

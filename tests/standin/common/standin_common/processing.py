@@ -344,6 +344,9 @@ class Processed:
                                position_in_batch=index % self.batch_size, iteration=index // self.batch_size)
 
 
+#: Forge keeps the model's unet/clip in ``forge_objects`` and swaps in the LoRA'd ones per batch
+FORGE_OBJECTS = False  # replaced by forge/modules/processing.py
+
 #: A1111 writes ``getattr(p, 'clip_skip', opts.CLIP_stop_at_last_layers)`` as it is (``processing.py:759``);
 #: Forge casts it with ``int`` (``:721``), in ``create_infotext`` and in ``Processed``.
 CLIP_SKIP_CAST = lambda value: value  # noqa: E731 (replaced by forge/modules/processing.py)
@@ -442,9 +445,13 @@ def process_images_inner(p):
             p.subseeds = p.all_subseeds[n * size:(n + 1) * size]
             if p.scripts is not None:
                 p.scripts.before_process_batch(p, batch_number=n, prompts=p.prompts, seeds=p.seeds, subseeds=p.subseeds)
+            if FORGE_OBJECTS:  # Forge processing.py:937: each batch starts from the model without LoRAs
+                shared.sd_model.forge_objects = shared.sd_model.forge_objects_original.shallow_copy()
             p.parse_extra_network_prompts()
             if not p.disable_extra_networks:
                 extra_networks.activate(p, p.extra_network_data)
+            if FORGE_OBJECTS:  # Forge processing.py:957: the LoRA'd unet/clip the activation made
+                shared.sd_model.forge_objects = shared.sd_model.forge_objects_after_applying_lora.shallow_copy()
             if p.scripts is not None:
                 p.scripts.process_batch(p, batch_number=n, prompts=p.prompts, seeds=p.seeds, subseeds=p.subseeds)
             p.setup_conds()

@@ -4,6 +4,8 @@
 - on a miss, ``shared.sd_model.set_clip_skip(int(opts.CLIP_stop_at_last_layers))`` before encoding;
 - ``cached_params`` also keys ``distilled_cfg_scale`` and ``hr_distilled_cfg``;
 - ``create_infotext`` and ``Processed`` cast the Clip skip option with ``int``;
+- each batch resets ``sd_model.forge_objects`` to the original and, after the extra networks, to
+  the LoRA'd ones (LoRA weights reach the text encoder when ``get_learned_conditioning`` loads it);
 - hires conds are computed inside ``setup_conds``, right after the first pass, with the hr
   networks activated and the first-pass networks re-activated afterwards.
 """
@@ -17,6 +19,7 @@ from standin_common import processing as common
 from standin_common.processing import Processed, create_infotext, fix_seed, process_images, process_images_inner  # noqa: F401
 
 common.CLIP_SKIP_CAST = int  # Forge: int(getattr(p, 'clip_skip', …)) in create_infotext (:721) and Processed (:549)
+common.FORGE_OBJECTS = True  # Forge: forge_objects reset before and LoRA'd after extra networks (:937, :957)
 
 
 @dataclass(repr=False)

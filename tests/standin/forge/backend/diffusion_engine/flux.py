@@ -7,7 +7,7 @@ from backend.text_processing.classic_engine import ClassicTextProcessingEngine
 
 class Flux(ForgeDiffusionEngine):
     def __init__(self, clip_l, tokenizer_l):
-        super().__init__()
+        super().__init__({"clip_l": clip_l})
         self.text_processing_engine_l = ClassicTextProcessingEngine(
             text_encoder=clip_l, tokenizer=tokenizer_l, embedding_key="clip_l", embedding_expected_shape=768,
             text_projection=False, minimal_clip_skip=1, clip_skip=1, return_pooled=True, final_layer_norm=True)

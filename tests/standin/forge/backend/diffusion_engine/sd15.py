@@ -4,6 +4,7 @@ The real constructors take ``(estimated_config, huggingface_components)``; the s
 built text encoder (an ``IntegratedCLIP``-like object with ``.transformer``) and tokenizer.
 """
 
+from backend import memory_management
 from backend.diffusion_engine.base import ForgeDiffusionEngine
 from backend.text_processing.classic_engine import ClassicTextProcessingEngine
 
@@ -13,7 +14,7 @@ class StableDiffusion(ForgeDiffusionEngine):
     expected_shape = 768
 
     def __init__(self, text_encoder, tokenizer):
-        super().__init__()
+        super().__init__({self.embedding_key: text_encoder})
         self.text_processing_engine = ClassicTextProcessingEngine(
             text_encoder=text_encoder, tokenizer=tokenizer, embedding_key=self.embedding_key,
             embedding_expected_shape=self.expected_shape, text_projection=False, minimal_clip_skip=1, clip_skip=1,
@@ -24,6 +25,7 @@ class StableDiffusion(ForgeDiffusionEngine):
         self.text_processing_engine.clip_skip = clip_skip
 
     def get_learned_conditioning(self, prompt):
+        memory_management.load_model_gpu(self.forge_objects.clip.patcher)  # applies the CLIP's LoRA patches
         return self.text_processing_engine(prompt)
 
 

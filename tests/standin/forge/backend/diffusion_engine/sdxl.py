@@ -4,6 +4,7 @@ The size/crop embedder is replaced by a constant vector of the same role.
 """
 
 import torch
+from backend import memory_management
 from backend.diffusion_engine.base import ForgeDiffusionEngine
 from backend.text_processing.classic_engine import ClassicTextProcessingEngine
 
@@ -16,7 +17,7 @@ def _engine_g(text_encoder, tokenizer):
 
 class StableDiffusionXL(ForgeDiffusionEngine):
     def __init__(self, clip_l, tokenizer_l, clip_g, tokenizer_g):
-        super().__init__()
+        super().__init__({"clip_l": clip_l, "clip_g": clip_g})
         self.text_processing_engine_l = ClassicTextProcessingEngine(
             text_encoder=clip_l, tokenizer=tokenizer_l, embedding_key="clip_l", embedding_expected_shape=2048,
             text_projection=False, minimal_clip_skip=2, clip_skip=2, return_pooled=False, final_layer_norm=False)
@@ -28,6 +29,7 @@ class StableDiffusionXL(ForgeDiffusionEngine):
         self.text_processing_engine_g.clip_skip = clip_skip
 
     def get_learned_conditioning(self, prompt):
+        memory_management.load_model_gpu(self.forge_objects.clip.patcher)
         cond_l = self.text_processing_engine_l(prompt)
         cond_g, clip_pooled = self.text_processing_engine_g(prompt)
         flat = torch.ones(clip_pooled.shape[0], 6, dtype=clip_pooled.dtype)
@@ -38,7 +40,7 @@ class StableDiffusionXL(ForgeDiffusionEngine):
 
 class StableDiffusionXLRefiner(ForgeDiffusionEngine):
     def __init__(self, clip_g, tokenizer_g):
-        super().__init__()
+        super().__init__({"clip_g": clip_g})
         self.text_processing_engine_g = _engine_g(clip_g, tokenizer_g)
         self.is_sdxl = True
 
@@ -46,6 +48,7 @@ class StableDiffusionXLRefiner(ForgeDiffusionEngine):
         self.text_processing_engine_g.clip_skip = clip_skip
 
     def get_learned_conditioning(self, prompt):
+        memory_management.load_model_gpu(self.forge_objects.clip.patcher)
         cond_g, clip_pooled = self.text_processing_engine_g(prompt)
         flat = torch.ones(clip_pooled.shape[0], 5, dtype=clip_pooled.dtype)
         return dict(crossattn=cond_g, vector=torch.cat([clip_pooled, flat], dim=1))

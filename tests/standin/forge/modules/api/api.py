@@ -1,0 +1,2 @@
+"""Forge dfdcbab6. Mirrors ``modules/api/api.py``: see standin_common.api."""
+from standin_common.api import Api, Request  # noqa: F401
