@@ -10,6 +10,7 @@ from typing import Any
 
 from lib_clipskip import generation, infotext, prompt_tag, settings, xyz
 from lib_clipskip.hosts import current
+from lib_clipskip.hosts.base import HOST_OPTION_RANGE, usable_host_option
 from lib_clipskip.request import SOURCE_XYZ, cell_of
 from lib_clipskip.values import ClipSkipRequest, request_from_args
 
@@ -37,6 +38,7 @@ def before_process(p: Any, script_args: Sequence[Any]) -> None:
         if not options.enabled:  # Settings master toggle off: nothing of ours on the generation path
             generation.detach(p)
             return
+        guard_host_option(p)
         request = request_for(p, script_args, options.defaults)
         state = generation.attach(p, request, adapter())
         xyz.begin_cell(p, state)
@@ -46,6 +48,27 @@ def before_process(p: Any, script_args: Sequence[Any]) -> None:
     except Exception:  # never cost the user the image: the host just runs without us
         log.exception("CLIP skip: could not set up this generation; the host's own CLIP skip is used")
         generation.detach(p)
+
+
+HOST_OPTION = "CLIP_stop_at_last_layers"
+
+
+def guard_host_option(p: Any) -> None:
+    """A ``Clip skip`` override the host cannot use (the API's ``infotext`` field passes a pasted
+    ``Clip skip: 99`` straight through; ``hidden_states[-99]`` then fails the generation): cast
+    ``2.0`` to ``2``, drop anything else with one message.  ``before_process`` runs before the host
+    applies ``override_settings`` (A1111 ``processing.py:819``, Forge ``:815``)."""
+    overrides = getattr(p, "override_settings", None)
+    if not isinstance(overrides, dict) or HOST_OPTION not in overrides:
+        return
+    raw = overrides[HOST_OPTION]
+    value = usable_host_option(raw)
+    if value is None:
+        overrides.pop(HOST_OPTION)
+        log.warning("CLIP skip: the Clip skip override %s is not a value the WebUI can use (a whole number "
+                    "%d-%d); the saved Clip skip is used.", str(raw)[:40], *HOST_OPTION_RANGE)
+    elif value != raw or type(raw) is not int:
+        overrides[HOST_OPTION] = value
 
 
 def _remember(p: Any, request: ClipSkipRequest, options: settings.Settings) -> None:

@@ -483,5 +483,18 @@ def build(elem_id: Callable[[str], str], input_accordion: Callable[..., Any], ti
                  explore=explore_button, plot=plot)
 
 
+def keep_value_types(built: Panel) -> None:
+    """Make the sliders' values floats again after the host applied ``ui-config.json``.
+
+    Both hosts cast a value pasted through the API's ``infotext`` field to the type of the
+    component's value (A1111 ``modules/api/api.py:386``), and a saved ``0`` (what "Apply" of the
+    Settings' UI defaults writes for a slider at 0) would turn a pasted 2.5 into 2.
+    """
+    for slider in (built.clip_skip, built.clip_skip_g):
+        value = getattr(slider, "value", None)
+        if isinstance(value, (int, float)) and not isinstance(value, float):
+            slider.value = 0.0 if isinstance(value, bool) else float(value)
+
+
 def explore_ui(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None) -> str:
     return explore(enabled, clip_skip, clip_skip_g, prompt)

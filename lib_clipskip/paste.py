@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from lib_clipskip.hosts.base import HOST_OPTION_RANGE
 from lib_clipskip.infotext import HOST_KEY, KEY, KEY_FAILED, KEY_G, KEY_L, KEY_SOURCE, OUR_VALUE_KEYS
 from lib_clipskip.values import ClipSkipValueError, Family, format_value, parse_value
 
@@ -28,7 +29,7 @@ KEY_NOTES = "CLIP skip ext notes"
 SDNEXT_KEY = "CLiP-skip"
 REFORGE_KEYS = ("Dynamic clip skip", "Dynamic clip skip start", "Dynamic clip skip schedule")
 #: The hosts' own Clip skip slider range; anything else in a pasted "Clip skip" cannot be the host's.
-HOST_RANGE = (1, 12)
+HOST_RANGE = HOST_OPTION_RANGE
 
 
 class Notes(str):

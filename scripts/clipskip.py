@@ -1,5 +1,8 @@
 """sd-webui-clipskip: the WebUI entry point.  Thin glue only; the logic lives in ``lib_clipskip``."""
 
+import weakref
+from typing import ClassVar
+
 from modules import script_callbacks, scripts
 
 from lib_clipskip import extension, panel, paste, prompt_tag, settings, xyz
@@ -7,6 +10,7 @@ from lib_clipskip import extension, panel, paste, prompt_tag, settings, xyz
 
 class ClipSkipScript(scripts.Script):
     sorting_priority = 10  # Forge: place the panel near the other generation settings
+    built: ClassVar[weakref.WeakSet] = weakref.WeakSet()  # instances whose UI exists (txt2img, img2img; again after a UI reload)
 
     def title(self):
         return extension.TITLE
@@ -20,6 +24,7 @@ class ClipSkipScript(scripts.Script):
         self.panel = panel.build(self.elem_id, InputAccordion, self.title(), tab="img2img" if is_img2img else "txt2img")
         self.infotext_fields = paste.paste_fields(self.panel)  # paste, PNG Info, the API's infotext
         self.paste_field_names = list(paste.PASTE_FIELD_NAMES)  # "Send to img2img" from the gallery
+        ClipSkipScript.built.add(self)
         return self.panel.inputs
 
     def before_process(self, p, *args):
@@ -34,6 +39,8 @@ class ClipSkipScript(scripts.Script):
 script_callbacks.on_ui_settings(settings.register)
 script_callbacks.on_before_ui(prompt_tag.register)
 script_callbacks.on_infotext_pasted(paste.on_pasted)
+# after ui-config.json was applied: the sliders hold floats again (the API's infotext casts to that type)
+script_callbacks.on_app_started(lambda *_: [panel.keep_value_types(s.panel) for s in list(ClipSkipScript.built)])
 
 
 # X/Y/Z axes: now (API-only mode builds its UI before on_before_ui) and again before the UI

@@ -413,3 +413,17 @@ def test_forge_lora_on_the_text_encoder_is_applied_under_our_skip(forge):
     ours = our_run(forge, "a photo of a cat <lora:te_style:1>", clip_skip=3)
     assert_same(sampled(ours), sampled(with_lora))  # and our truncated encode runs on the patched weights
     assert_same(sampled(our_run(forge, "a photo of a cat", clip_skip=3)), sampled(plain))  # and off again
+
+
+@pytest.mark.parametrize("raw, expected", [(99, 1), ("abc", 1), (2.5, 1), (True, 1), (2.0, 2), ("3", 3)])
+def test_a_clip_skip_override_the_host_cannot_use_is_dropped_not_crashed_on(webui, raw, expected, caplog):
+    """The API's infotext field hands a pasted "Clip skip: 99" straight to override_settings (no
+    paste callback); the host then fails in ``hidden_states[-99]``.  With the extension installed
+    (panel off) the generation runs at the saved value instead, and says why."""
+    webui.load("sd1")
+    p = webui.txt2img(enabled=False, override_settings={"CLIP_stop_at_last_layers": raw})
+    webui.run(p)
+    assert webui.scripts.reported_errors == []
+    assert_same(sampled(p), sampled(host_run(webui, host_skip=expected)))
+    if expected == 1:
+        assert "is not a value the WebUI can use" in caplog.text

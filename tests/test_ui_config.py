@@ -92,3 +92,21 @@ def test_paste_after_a_restart_gives_the_slider_a_number(tmp_path):
         finally:
             ui.close()
         assert updates["clip_skip"] == {"value": 1.5} and updates["enabled"] == {"value": True}
+
+
+def test_a_saved_integer_default_does_not_truncate_an_api_paste(tmp_path):
+    """"Apply" of the Settings' UI defaults writes a slider at 0 as the integer 0; the API's infotext
+    field casts pasted values to that type, so 2.5 would become 2 without the extension's fix."""
+    from webui import WebUI
+
+    config = tmp_path / "ui-config.json"
+    config.write_text(json.dumps({"customscript/clipskip.py/txt2img/CLIP skip value/value": 0,
+                                  "customscript/clipskip.py/txt2img/SDXL OpenCLIP-G/value": 0}), encoding="utf8")
+    ui = WebUI("a1111", ui_config_file=config)
+    try:
+        ui.load("sd1")
+        p = ui.api_txt2img("a cat", infotext="a cat\nSteps: 4, Sampler: Euler, Seed: 1, CLIP skip ext: 2.5")
+        script = ui.script()
+        assert p.script_args[script.args_from:script.args_to] == [True, 2.5, 0.0]
+    finally:
+        ui.close()

@@ -72,6 +72,7 @@ class WebUI:
             self.loadsave.dump_defaults()
         if self.api_only:
             self.callbacks.before_ui_callback()
+        self.callbacks.app_started_callback(None if self.api_only else self.demo, None)  # webui.py:119 / :38
 
     # --- models ---------------------------------------------------------------------------
     def load(self, family: str, real: bool = False, seed: int = 0, name: str | None = None):

@@ -60,6 +60,25 @@ def transformers_handle(text_model: Any, slot: EncoderSlot) -> EncoderHandle:
     return EncoderHandle(slot, scope, capture, final_layer_norm(text_model))
 
 
+#: the hosts' own Clip skip slider: A1111 v1.10.1 ``shared_options.py`` (1-12, step 1), Forge dfdcbab6
+#: ``modules_forge/main_entry.py:121`` (the same); outside it ``hidden_states[-N]`` fails or is not a layer
+HOST_OPTION_RANGE = (1, 12)
+
+
+def usable_host_option(raw: Any) -> int | None:
+    """The host's ``CLIP_stop_at_last_layers`` as the int it needs, or None when it can't use it."""
+    if isinstance(raw, bool):
+        return None
+    try:
+        number = float(raw)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(number) or not number.is_integer():
+        return None
+    value = int(number)
+    return value if HOST_OPTION_RANGE[0] <= value <= HOST_OPTION_RANGE[1] else None
+
+
 def loaded_depth(text_model: Any) -> int:
     return len(encoder_layers(text_model))
 
