@@ -39,6 +39,9 @@ def before_process(p: Any, script_args: Sequence[Any]) -> None:
             generation.detach(p)
             return
         guard_host_option(p)
+        if generation.chosen_by_spawner(p):  # e.g. ADetailer's own CLIP skip for its pass: it wins there
+            generation.detach(p)
+            return
         request = request_for(p, script_args, options.defaults)
         state = generation.attach(p, request, adapter())
         xyz.begin_cell(p, state)
@@ -118,5 +121,7 @@ def warn_about_files(p: Any, script_args: Sequence[Any]) -> list[str]:
 
 def finish(p: Any) -> generation.GenerationState | None:
     state = generation.detach(p)
+    if state is not None and state.owner != id(p):
+        return None  # a copy of p (ADetailer calls postprocess on one): the generation is not over
     xyz.finish_cell(p, state)  # inside an X/Y/Z grid: compare this cell's conditioning with the others
     return state

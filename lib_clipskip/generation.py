@@ -10,13 +10,26 @@ both *on this ``p`` instance only*:
 - ``cached_params`` appends the plan to the host's key, so a different value never hits a
   stale conditioning and the same value still hits the host's cache.
 
-Nothing global changes: no option is written, the wrappers die with ``p``.  A disabled request
-installs nothing, so none of our code runs on the conditioning path.
+The wrappers chain: they call whatever ``p`` had before (another extension's own wrapper, or the
+class's method), and ``detach`` takes out only what is ours — a wrapper another extension put
+around ours stays, and ours then passes straight through.
+
+Processings started *inside* a generation (ADetailer's inpainting pass, any script that builds
+a ``StableDiffusionProcessing`` and calls ``process_images`` from a hook) inherit the request of
+the generation they run in (``inherited_request``): a pass-through on the host's
+``get_conds_with_caching`` class method finds, on the current thread's stack, the
+``process_images`` frame of a ``p`` that carries a request.  A processing that sets the host's
+own Clip skip in its ``override_settings`` (ADetailer's "separate CLIP skip") has chosen for
+itself and inherits nothing.
+
+Nothing global changes: no option is written, the instance wrappers die with ``p``.  A disabled
+request installs nothing on ``p``, so none of our code runs on its conditioning path.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +41,13 @@ from lib_clipskip.values import ClipSkipRequest
 log = logging.getLogger("sd-webui-clipskip")
 
 STATE_ATTRIBUTE = "clipskip_state"
-_WRAPPED_METHODS = ("cached_params", "get_conds_with_caching")
+_WRAPPED_METHODS = ("cached_params", "get_conds_with_caching", "close")
+_OURS = "__clipskip_wrapper__"  # marks our instance wrappers; the value is what was there before
+#: the host's option a processing sets for itself (both hosts' ``shared_options.py``)
+HOST_OPTION = "CLIP_stop_at_last_layers"
+#: the functions whose frame holds the ``p`` being processed (A1111 ``processing.py:819``/``:863``,
+#: Forge ``:815``/``:852``)
+_PROCESSING_FRAMES = frozenset({"process_images", "process_images_inner"})
 
 
 @dataclass
@@ -46,6 +65,8 @@ class GenerationState:
     batches: dict[int, list[SkipPlan]] = field(default_factory=dict)  # p.iteration -> plans used (infotext)
     #: p.iteration -> why the host's own conditioning was used for (part of) that batch
     fallbacks: dict[int, str] = field(default_factory=dict)
+    owner: int = 0  # id() of the p it was attached to (copies of p carry it too)
+    inherited: bool = False  # a processing started inside another generation took its request
 
     def note(self, message: str) -> None:
         if message not in self.messages:
@@ -75,30 +96,128 @@ def attach(p: Any, request: ClipSkipRequest, adapter: HostAdapter) -> Generation
     detach(p)  # XYZ cells are shallow copies of one p: never inherit another cell's wrappers
     if not request.enabled:
         return None
-    state = GenerationState(request, adapter)
+    state = GenerationState(request, adapter, owner=id(p))
     vars(p)[STATE_ATTRIBUTE] = state
     cls = type(p)
+    previous = {name: vars(p).get(name) for name in _WRAPPED_METHODS}  # another extension's wrappers
+
+    def earlier(name: str) -> Any:
+        own = previous[name]
+        return own if own is not None else getattr(cls, name).__get__(p, cls)
 
     def cached_params(*args: Any, **kwargs: Any) -> Any:
-        key = cls.cached_params(p, *args, **kwargs)
+        key = earlier("cached_params")(*args, **kwargs)
         plan = state.active_plan
-        if plan is None:
+        if plan is None or vars(p).get(STATE_ATTRIBUTE) is not state:
             return key
         state.active_key = (*key, plan.cache_key())
         return state.active_key
 
     def get_conds_with_caching(*args: Any, **kwargs: Any) -> Any:
-        return _conds_with_plan(p, state, cls.get_conds_with_caching, args, kwargs)
+        if vars(p).get(STATE_ATTRIBUTE) is not state:  # detached while another wrapper kept ours
+            return earlier("get_conds_with_caching")(*args, **kwargs)
+        return _conds_with_plan(p, state, earlier("get_conds_with_caching"), args, kwargs)
 
-    vars(p)["cached_params"] = cached_params
-    vars(p)["get_conds_with_caching"] = get_conds_with_caching
+    def close(*args: Any, **kwargs: Any) -> Any:
+        try:  # the hosts close every p after processing it (``with closing(p)``; ADetailer's finally)
+            return earlier("close")(*args, **kwargs)
+        finally:
+            if vars(p).get(STATE_ATTRIBUTE) is state:
+                detach(p)
+
+    for name, wrapper in (("cached_params", cached_params), ("get_conds_with_caching", get_conds_with_caching),
+                          ("close", close)):
+        setattr(wrapper, _OURS, (previous[name],))
+        vars(p)[name] = wrapper
+    _install_inheritance(cls)
     return state
 
 
 def detach(p: Any) -> GenerationState | None:
+    """Take our wrappers off ``p`` (restoring what they wrapped) and return its state, if any."""
     for name in _WRAPPED_METHODS:
-        vars(p).pop(name, None)
+        current = vars(p).get(name)
+        mark = getattr(current, _OURS, None)
+        if mark is None:
+            continue  # not ours (or another extension wrapped ours: it stays, ours passes through)
+        if mark[0] is None:
+            vars(p).pop(name, None)
+        else:
+            vars(p)[name] = mark[0]
     return vars(p).pop(STATE_ATTRIBUTE, None)
+
+
+# --- processings started inside a generation ----------------------------------------------------
+
+
+def sets_own_clip_skip(p: Any) -> bool:
+    overrides = getattr(p, "override_settings", None)
+    return isinstance(overrides, dict) and HOST_OPTION in overrides
+
+
+def outer_state(p: Any) -> GenerationState | None:
+    """The state of the generation ``p`` runs inside of (on this thread's stack), or None."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name in _PROCESSING_FRAMES:
+            outer = frame.f_locals.get("p")
+            if outer is not None and outer is not p:
+                state = vars(outer).get(STATE_ATTRIBUTE) if hasattr(outer, "__dict__") else None
+                if isinstance(state, GenerationState):
+                    return state
+        frame = frame.f_back
+    return None
+
+
+def chosen_by_spawner(p: Any) -> bool:
+    """``p`` runs inside another generation and the extension that made it set its Clip skip."""
+    return sets_own_clip_skip(p) and outer_state(p) is not None
+
+
+def inherited_request(p: Any) -> ClipSkipRequest | None:
+    """The request ``p`` inherits from the generation it runs inside of (None: it is on its own)."""
+    if sets_own_clip_skip(p):
+        return None  # e.g. ADetailer's "separate CLIP skip": the spawning extension chose
+    outer = outer_state(p)
+    return outer.request if outer is not None else None
+
+
+_INHERITING = "__clipskip_inheriting__"
+
+
+def _install_inheritance(cls: type) -> None:
+    """Once per host class: a ``get_conds_with_caching`` that lets a nested processing inherit.
+
+    It passes straight through for every ``p`` that has its own request or runs on its own, and
+    is never removed (another extension may have wrapped it since: removing would clobber that).
+    """
+    owner = next((c for c in cls.__mro__ if "get_conds_with_caching" in vars(c)), None)
+    if owner is None or getattr(vars(owner)["get_conds_with_caching"], _INHERITING, False):
+        return
+    original = vars(owner)["get_conds_with_caching"]
+
+    def get_conds_with_caching(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if STATE_ATTRIBUTE not in vars(self):
+            try:
+                request = inherited_request(self)
+                if request is not None:
+                    state = attach(self, request, current_adapter())
+                    if state is not None:
+                        state.inherited = True
+                        return self.get_conds_with_caching(*args, **kwargs)  # our instance wrapper now
+            except Exception:  # never cost the user the pass: the host's own conditioning
+                log.exception("CLIP skip: could not pass the generation's value to a nested processing")
+        return original(self, *args, **kwargs)
+
+    setattr(get_conds_with_caching, _INHERITING, True)
+    get_conds_with_caching.__wrapped__ = original
+    owner.get_conds_with_caching = get_conds_with_caching
+
+
+def current_adapter() -> HostAdapter:
+    from lib_clipskip.hosts import current
+
+    return current()
 
 
 def set_request(p: Any, request: ClipSkipRequest) -> None:
@@ -107,9 +226,7 @@ def set_request(p: Any, request: ClipSkipRequest) -> None:
     if state is not None:
         state.request = request
     elif request.enabled:
-        from lib_clipskip.hosts import detect
-
-        attach(p, request, detect())
+        attach(p, request, current_adapter())
 
 
 def _conds_with_plan(p: Any, state: GenerationState, original: Any, args: tuple, kwargs: dict) -> Any:
@@ -120,7 +237,7 @@ def _conds_with_plan(p: Any, state: GenerationState, original: Any, args: tuple,
     """
 
     def host_only() -> Any:
-        return original(p, *args, **kwargs)
+        return original(*args, **kwargs)
 
     iteration = getattr(p, "iteration", 0)
     try:

@@ -97,6 +97,10 @@ def activate(p: Any, params_list: list[Any]) -> None:
     if not options.enabled:
         return  # master toggle off: no tag handling at all (the host still strips the tag)
     panel = vars(p).get(PANEL_ATTRIBUTE)
+    if params_list and generation.chosen_by_spawner(p):
+        _tell(p, "The extension that started this pass set its own Clip skip; the <clipskip:…> tag is ignored for it.",
+              options)
+        return
     if decided_by_cell(p):
         if params_list:
             _tell(p, "An X/Y/Z plot cell sets CLIP skip; the <clipskip:…> tag is ignored for this cell.", options)

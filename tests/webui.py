@@ -18,8 +18,9 @@ XYZ_FILE = Path(standin.HERE) / "{host}" / "scripts" / "xyz_grid.py"
 
 class WebUI:
     def __init__(self, host: str, config_file: Path | None = None, api_only: bool = False,
-                 ui_config_file: Path | None = None):
+                 ui_config_file: Path | None = None, extensions: tuple[str, ...] = ()):
         self.host = host
+        self.extensions = extensions  # other extensions' stand-ins to load too, e.g. ("adetailer",)
         self.ui_config_file = ui_config_file  # ui-config.json: UI defaults by label (modules/ui_loadsave.py)
         self.api_only = api_only  # --nowebui: Api.__init__ builds the UI (ui()) before on_before_ui runs
         self.shared = standin.use(host)
@@ -39,6 +40,10 @@ class WebUI:
         self.scripts.reported_errors.clear()
         self.callbacks.clear_callbacks()
         self.xyz_module = self.scripts.register_scripts_from_file(str(XYZ_FILE).format(host=self.host))
+        self.scripts.register_scripts_from_file(str(Path(standin.HERE) / "common" / "scripts" / "prompts_from_file.py"))
+        for name in self.extensions:  # extensions load in folder order: "adetailer" before "sd-webui-clipskip"
+            for path in sorted((Path(standin.HERE) / "extensions" / name / "scripts").glob("*.py")):
+                self.scripts.register_scripts_from_file(str(path))
         self.module = self.scripts.register_scripts_from_file(str(SCRIPT_FILE))
         self.runners = {}
         self.build_ui()
@@ -153,6 +158,15 @@ class WebUI:
 
     def axis_labels(self, tab: str = "txt2img") -> list[str]:
         return [option.label for option in self.xyz_script(tab).current_axis_options]
+
+    def prompts_from_file(self, p, text: str, tab: str = "txt2img"):
+        """Run the built-in "Prompts from file or textbox" the way ``modules.txt2img`` runs a script."""
+        script = self.runners[tab].script("Prompts from file or textbox")
+        args = list(p.script_args)
+        args[0] = self.runners[tab].selectable_scripts.index(script) + 1
+        args[script.args_from:script.args_to] = [False, False, "start", text]
+        p.script_args = args
+        return self.runners[tab].run(p, *p.script_args)
 
     def xyz_args(self, p, x=("Nothing", ""), y=("Nothing", ""), z=("Nothing", ""), tab="txt2img", **flags):
         """``p.script_args`` selecting the X/Y/Z plot with axes given as ``(label, values)``."""

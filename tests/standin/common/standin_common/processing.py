@@ -467,6 +467,12 @@ def process_images_inner(p):
 
             for i, sample in enumerate(samples):
                 p.batch_index = i
+                if p.scripts is not None:  # A1111 :1050, Forge :1055 (ADetailer's pass runs here)
+                    from standin_common.scripts import PostprocessImageArgs
+
+                    pp = PostprocessImageArgs(sample)
+                    p.scripts.postprocess_image(p, pp)
+                    sample = pp.image
                 infotexts.append(infotext(i))
                 output_images.append(sample)
         if not infotexts:
