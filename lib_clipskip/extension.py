@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import collections
 import logging
-import time
 from collections.abc import Sequence
 from typing import Any
 
-from lib_clipskip import generation, infotext, prompt_tag, settings, xyz
+from lib_clipskip import console, generation, grid, infotext, prompt_tag, settings
 from lib_clipskip.hosts import current
 from lib_clipskip.hosts.base import HOST_OPTION_RANGE, usable_host_option
-from lib_clipskip.request import SOURCE_XYZ, cell_of
+from lib_clipskip.request import cell_of
 from lib_clipskip.values import ClipSkipRequest, request_from_args
 
 log = logging.getLogger("sd-webui-clipskip")
@@ -39,15 +37,17 @@ def before_process(p: Any, script_args: Sequence[Any]) -> None:
             generation.detach(p)
             return
         guard_host_option(p)
-        if generation.chosen_by_spawner(p):  # e.g. ADetailer's own CLIP skip for its pass: it wins there
-            generation.detach(p)
-            return
-        request = request_for(p, script_args, options.defaults)
+        request = generation.external_request(p)  # another extension set it (lib_clipskip.external)
+        if request is None:
+            if generation.chosen_by_spawner(p):  # e.g. ADetailer's own CLIP skip for its pass: it wins there
+                generation.detach(p)
+                return
+            request = request_for(p, script_args, options.defaults)
         state = generation.attach(p, request, adapter())
-        xyz.begin_cell(p, state)
+        grid.begin_cell(p, state)
         _remember(p, request, options)
         if state is not None and options.console_warnings:
-            warn_about_files(p, script_args)
+            console.warn_about_files(p, state, options)
     except Exception:  # never cost the user the image: the host just runs without us
         log.exception("CLIP skip: could not set up this generation; the host's own CLIP skip is used")
         generation.detach(p)
@@ -83,45 +83,9 @@ def _remember(p: Any, request: ClipSkipRequest, options: settings.Settings) -> N
         infotext.install(p)
 
 
-#: (message, time) of recent console warnings: X/Y/Z cells and repeated generations say each once a minute
-_recent_warnings: collections.OrderedDict[str, float] = collections.OrderedDict()
-WARNING_REPEAT_SECONDS = 60.0
-
-
-def warn_about_files(p: Any, script_args: Sequence[Any]) -> list[str]:
-    """Log the compatibility warnings of the prompt's LoRAs and embeddings at this generation's values."""
-    from lib_clipskip import panel
-
-    try:
-        prompt = p.prompt if isinstance(p.prompt, str) else (p.prompt or [""])[0]
-        state = generation.state_of(p)
-        if state is not None and state.request.source == SOURCE_XYZ and not state.request.follow_host:
-            request = state.request  # an X/Y/Z cell's values, not the panel's
-            script_args = [True, request.clip_skip or 0, request.clip_skip_g or 0]
-        shown = panel.view(*list(script_args)[:3], prompt, adapter=adapter())
-        lines = []
-        for reference, report in shown.files:
-            if report is None:
-                lines.append(f"{reference.name}: {reference.problem}")
-                continue
-            lines += [f"{reference.name} [{warning.code}]: {warning.message}" for warning in report.warnings]
-    except Exception:
-        log.exception("CLIP skip: could not check the prompt's LoRAs and embeddings")
-        return []
-    now = time.monotonic()
-    fresh = [line for line in lines if now - _recent_warnings.get(line, -WARNING_REPEAT_SECONDS) >= WARNING_REPEAT_SECONDS]
-    for line in fresh:
-        _recent_warnings[line] = now
-        _recent_warnings.move_to_end(line)
-        log.warning("CLIP skip: %s", line)
-    while len(_recent_warnings) > 256:
-        _recent_warnings.popitem(last=False)
-    return fresh
-
-
 def finish(p: Any) -> generation.GenerationState | None:
     state = generation.detach(p)
     if state is not None and state.owner != id(p):
         return None  # a copy of p (ADetailer calls postprocess on one): the generation is not over
-    xyz.finish_cell(p, state)  # inside an X/Y/Z grid: compare this cell's conditioning with the others
+    grid.finish_cell(p, state)  # inside an X/Y/Z grid: compare this cell's conditioning with the others
     return state

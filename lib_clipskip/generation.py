@@ -1,8 +1,9 @@
 """The per-generation hook: apply a request to every conditioning call of one ``p``.
 
 Both hosts compute every conditioning (first pass, hires, refiner, each batch) through
-``p.get_conds_with_caching(...)``, which keys its cache on ``p.cached_params(...)``.  We wrap
-both *on this ``p`` instance only*:
+``p.get_conds_with_caching(...)``, which keys its cache on ``p.cached_params(...)``.  A request
+lives on the ``p`` it is for (``STATE_ATTRIBUTE``); the host's two methods get, once, a hook on
+the class that defines them, which does nothing for a ``p`` without one:
 
 - ``get_conds_with_caching`` resolves the request against the model loaded at that moment (the
   refiner may have switched it) and, for the duration of that one call, makes the model's
@@ -10,20 +11,20 @@ both *on this ``p`` instance only*:
 - ``cached_params`` appends the plan to the host's key, so a different value never hits a
   stale conditioning and the same value still hits the host's cache.
 
-The wrappers chain: they call whatever ``p`` had before (another extension's own wrapper, or the
-class's method), and ``detach`` takes out only what is ours — a wrapper another extension put
-around ours stays, and ours then passes straight through.
+The hooks receive the real instance, so a copy of ``p`` (X/Y/Z cells, ADetailer's
+``copy(i2i)``) is conditioned as itself; they are never removed and never touch instance
+attributes, so another extension's wrapper on ``p`` or on the class — put before or after ours —
+stays in the chain.
 
 Processings started *inside* a generation (ADetailer's inpainting pass, any script that builds
 a ``StableDiffusionProcessing`` and calls ``process_images`` from a hook) inherit the request of
-the generation they run in (``inherited_request``): a pass-through on the host's
-``get_conds_with_caching`` class method finds, on the current thread's stack, the
-``process_images`` frame of a ``p`` that carries a request.  A processing that sets the host's
-own Clip skip in its ``override_settings`` (ADetailer's "separate CLIP skip") has chosen for
-itself and inherits nothing.
+the generation they run in (``inherited_request``): the hook finds, on the current thread's
+stack, the ``process_images`` frame of a ``p`` that carries a request.  A processing whose
+spawner set the host's own Clip skip in its ``override_settings`` (ADetailer's "separate CLIP
+skip"), or chose through ``lib_clipskip.external``, inherits nothing.
 
-Nothing global changes: no option is written, the instance wrappers die with ``p``.  A disabled
-request installs nothing on ``p``, so none of our code runs on its conditioning path.
+Nothing global changes: no option is written; without a request on ``p`` none of our code runs
+on its encoders.
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ from lib_clipskip.values import ClipSkipRequest
 log = logging.getLogger("sd-webui-clipskip")
 
 STATE_ATTRIBUTE = "clipskip_state"
-_WRAPPED_METHODS = ("cached_params", "get_conds_with_caching", "close")
-_OURS = "__clipskip_wrapper__"  # marks our instance wrappers; the value is what was there before
+#: a request another extension set on ``p`` (``lib_clipskip.external.set_request``): it decides
+EXTERNAL_ATTRIBUTE = "clipskip_external_request"
+#: the request a batch without a ``<clipskip:…>`` tag uses: the panel's, an inherited or external one
+BASE_ATTRIBUTE = "clipskip_panel_request"
 #: the host's option a processing sets for itself (both hosts' ``shared_options.py``)
 HOST_OPTION = "CLIP_stop_at_last_layers"
 #: the functions whose frame holds the ``p`` being processed (A1111 ``processing.py:819``/``:863``,
@@ -92,59 +95,92 @@ def state_of(p: Any) -> GenerationState | None:
 
 
 def attach(p: Any, request: ClipSkipRequest, adapter: HostAdapter) -> GenerationState | None:
-    """Install the request on ``p``; a disabled request removes whatever a copy of ``p`` carried."""
-    detach(p)  # XYZ cells are shallow copies of one p: never inherit another cell's wrappers
+    """Put the request on ``p``; a disabled request removes whatever a copy of ``p`` carried."""
+    detach(p)  # X/Y/Z cells are shallow copies of one p: never keep another cell's request
     if not request.enabled:
         return None
     state = GenerationState(request, adapter, owner=id(p))
     vars(p)[STATE_ATTRIBUTE] = state
-    cls = type(p)
-    previous = {name: vars(p).get(name) for name in _WRAPPED_METHODS}  # another extension's wrappers
-
-    def earlier(name: str) -> Any:
-        own = previous[name]
-        return own if own is not None else getattr(cls, name).__get__(p, cls)
-
-    def cached_params(*args: Any, **kwargs: Any) -> Any:
-        key = earlier("cached_params")(*args, **kwargs)
-        plan = state.active_plan
-        if plan is None or vars(p).get(STATE_ATTRIBUTE) is not state:
-            return key
-        state.active_key = (*key, plan.cache_key())
-        return state.active_key
-
-    def get_conds_with_caching(*args: Any, **kwargs: Any) -> Any:
-        if vars(p).get(STATE_ATTRIBUTE) is not state:  # detached while another wrapper kept ours
-            return earlier("get_conds_with_caching")(*args, **kwargs)
-        return _conds_with_plan(p, state, earlier("get_conds_with_caching"), args, kwargs)
-
-    def close(*args: Any, **kwargs: Any) -> Any:
-        try:  # the hosts close every p after processing it (``with closing(p)``; ADetailer's finally)
-            return earlier("close")(*args, **kwargs)
-        finally:
-            if vars(p).get(STATE_ATTRIBUTE) is state:
-                detach(p)
-
-    for name, wrapper in (("cached_params", cached_params), ("get_conds_with_caching", get_conds_with_caching),
-                          ("close", close)):
-        setattr(wrapper, _OURS, (previous[name],))
-        vars(p)[name] = wrapper
-    _install_inheritance(cls)
+    _install_hooks(type(p))
     return state
 
 
 def detach(p: Any) -> GenerationState | None:
-    """Take our wrappers off ``p`` (restoring what they wrapped) and return its state, if any."""
-    for name in _WRAPPED_METHODS:
-        current = vars(p).get(name)
-        mark = getattr(current, _OURS, None)
-        if mark is None:
-            continue  # not ours (or another extension wrapped ours: it stays, ours passes through)
-        if mark[0] is None:
-            vars(p).pop(name, None)
-        else:
-            vars(p)[name] = mark[0]
-    return vars(p).pop(STATE_ATTRIBUTE, None)
+    """Take the request off ``p`` (the class hooks then pass straight through); returns its state."""
+    return vars(p).pop(STATE_ATTRIBUTE, None) if hasattr(p, "__dict__") else None
+
+
+_HOOKED = "__clipskip_hook__"
+
+
+def install_hooks(processing_class: type) -> None:
+    """Hook the host's processing class at start-up, so that a wrapper another extension puts on a
+    ``p`` later always has ours inside it (the hooks pass straight through without a request)."""
+    _install_hooks(processing_class)
+
+
+def _install_hooks(cls: type) -> None:
+    """Once per host class: our ``get_conds_with_caching`` and ``cached_params`` around the host's."""
+    for name, make in (("get_conds_with_caching", _conds_hook), ("cached_params", _key_hook), ("close", _close_hook)):
+        owner = next((c for c in cls.__mro__ if name in vars(c)), None)
+        if owner is None or getattr(vars(owner)[name], _HOOKED, False):
+            continue
+        original = vars(owner)[name]
+        hook = make(original)
+        setattr(hook, _HOOKED, True)
+        hook.__wrapped__ = original
+        setattr(owner, name, hook)
+
+
+def _conds_hook(original: Any) -> Any:
+    def get_conds_with_caching(self: Any, *args: Any, **kwargs: Any) -> Any:
+        state = vars(self).get(STATE_ATTRIBUTE) if hasattr(self, "__dict__") else None
+        if state is None:
+            state = _inherit(self)
+        if not isinstance(state, GenerationState) or state.active_plan is not None:
+            return original(self, *args, **kwargs)  # nothing of ours (or already inside our call)
+        return _conds_with_plan(self, state, lambda *a, **k: original(self, *a, **k), args, kwargs)
+
+    return get_conds_with_caching
+
+
+def _key_hook(original: Any) -> Any:
+    def cached_params(self: Any, *args: Any, **kwargs: Any) -> Any:
+        key = original(self, *args, **kwargs)
+        state = vars(self).get(STATE_ATTRIBUTE) if hasattr(self, "__dict__") else None
+        plan = state.active_plan if isinstance(state, GenerationState) else None
+        if plan is None:
+            return key
+        state.active_key = (*key, plan.cache_key())
+        return state.active_key
+
+    return cached_params
+
+
+def _close_hook(original: Any) -> Any:
+    def close(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:  # the hosts close every p after processing it (``with closing(p)``; ADetailer's ``finally``)
+            return original(self, *args, **kwargs)
+        finally:
+            detach(self)
+
+    return close
+
+
+def _inherit(p: Any) -> GenerationState | None:
+    """Attach the request of the generation ``p`` runs inside of, if any (never raises)."""
+    try:
+        request = inherited_request(p)
+        if request is None:
+            return None
+        vars(p)[BASE_ATTRIBUTE] = request
+        state = attach(p, request, current_adapter())
+        if state is not None:
+            state.inherited = True
+        return state
+    except Exception:  # never cost the user the pass: the host's own conditioning
+        log.exception("CLIP skip: could not pass the generation's value to a nested processing")
+        return None
 
 
 # --- processings started inside a generation ----------------------------------------------------
@@ -169,49 +205,23 @@ def outer_state(p: Any) -> GenerationState | None:
     return None
 
 
+def external_request(p: Any) -> ClipSkipRequest | None:
+    request = vars(p).get(EXTERNAL_ATTRIBUTE) if hasattr(p, "__dict__") else None
+    return request if isinstance(request, ClipSkipRequest) else None
+
+
 def chosen_by_spawner(p: Any) -> bool:
-    """``p`` runs inside another generation and the extension that made it set its Clip skip."""
-    return sets_own_clip_skip(p) and outer_state(p) is not None
+    """Another extension chose ``p``'s value: through ``external.set_request``, or by setting the
+    host's own Clip skip on a processing it runs inside a generation (ADetailer's own CLIP skip)."""
+    return external_request(p) is not None or (sets_own_clip_skip(p) and outer_state(p) is not None)
 
 
 def inherited_request(p: Any) -> ClipSkipRequest | None:
     """The request ``p`` inherits from the generation it runs inside of (None: it is on its own)."""
-    if sets_own_clip_skip(p):
+    if sets_own_clip_skip(p) or external_request(p) is not None:
         return None  # e.g. ADetailer's "separate CLIP skip": the spawning extension chose
     outer = outer_state(p)
     return outer.request if outer is not None else None
-
-
-_INHERITING = "__clipskip_inheriting__"
-
-
-def _install_inheritance(cls: type) -> None:
-    """Once per host class: a ``get_conds_with_caching`` that lets a nested processing inherit.
-
-    It passes straight through for every ``p`` that has its own request or runs on its own, and
-    is never removed (another extension may have wrapped it since: removing would clobber that).
-    """
-    owner = next((c for c in cls.__mro__ if "get_conds_with_caching" in vars(c)), None)
-    if owner is None or getattr(vars(owner)["get_conds_with_caching"], _INHERITING, False):
-        return
-    original = vars(owner)["get_conds_with_caching"]
-
-    def get_conds_with_caching(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if STATE_ATTRIBUTE not in vars(self):
-            try:
-                request = inherited_request(self)
-                if request is not None:
-                    state = attach(self, request, current_adapter())
-                    if state is not None:
-                        state.inherited = True
-                        return self.get_conds_with_caching(*args, **kwargs)  # our instance wrapper now
-            except Exception:  # never cost the user the pass: the host's own conditioning
-                log.exception("CLIP skip: could not pass the generation's value to a nested processing")
-        return original(self, *args, **kwargs)
-
-    setattr(get_conds_with_caching, _INHERITING, True)
-    get_conds_with_caching.__wrapped__ = original
-    owner.get_conds_with_caching = get_conds_with_caching
 
 
 def current_adapter() -> HostAdapter:

@@ -15,6 +15,7 @@ axis) beats the tag, the tag beats the panel.  With no tag,
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from lib_clipskip import generation
@@ -25,7 +26,7 @@ log = logging.getLogger("sd-webui-clipskip")
 NAME = "clipskip"
 SOURCE = "prompt tag"
 #: Set on ``p`` by ``before_process``: the panel's (or XYZ cell's) request, restored when no tag.
-PANEL_ATTRIBUTE = "clipskip_panel_request"
+PANEL_ATTRIBUTE = generation.BASE_ATTRIBUTE
 
 _NAMES = {"l": "clip_skip", "clip_l": "clip_skip", "n": "clip_skip", "g": "clip_skip_g", "clip_g": "clip_skip_g"}
 
@@ -88,6 +89,23 @@ def request_from_tag(params_list: list[Any], defaults) -> tuple[ClipSkipRequest 
     return None, messages
 
 
+class _Params:
+    """The items of one ``<clipskip:…>`` as ``extra_networks.ExtraNetworkParams`` holds them."""
+
+    def __init__(self, items: list[str]):
+        self.items = items
+
+
+#: the hosts' extra-network syntax (``modules/extra_networks.py`` ``re_extra_net``)
+_TAG = re.compile(r"<(\w+):([^>]+)>")
+
+
+def request_in_prompt(prompt: str, defaults) -> tuple[ClipSkipRequest | None, list[str]]:
+    """The request of the ``<clipskip:…>`` tags in a prompt's text, outside a generation (panel, console)."""
+    tags = [_Params(m.group(2).split(":")) for m in _TAG.finditer(prompt or "") if m.group(1) == NAME]
+    return request_from_tag(tags, defaults) if tags else (None, [])
+
+
 def activate(p: Any, params_list: list[Any]) -> None:
     """``ExtraNetwork.activate``: set this batch's request from its tag, or restore the panel's."""
     from lib_clipskip import infotext, settings
@@ -97,9 +115,10 @@ def activate(p: Any, params_list: list[Any]) -> None:
     if not options.enabled:
         return  # master toggle off: no tag handling at all (the host still strips the tag)
     panel = vars(p).get(PANEL_ATTRIBUTE)
-    if params_list and generation.chosen_by_spawner(p):
-        _tell(p, "The extension that started this pass set its own Clip skip; the <clipskip:…> tag is ignored for it.",
-              options)
+    if generation.chosen_by_spawner(p):  # the extension that made this p chose: no tag, no reset
+        if params_list:
+            _tell(p, "The extension that started this pass set its own Clip skip; the <clipskip:…> tag is ignored "
+                     "for it.", options)
         return
     if decided_by_cell(p):
         if params_list:

@@ -3,9 +3,12 @@
 import weakref
 from typing import ClassVar
 
-from modules import script_callbacks, scripts
+from modules import processing, script_callbacks, scripts
 
-from lib_clipskip import extension, panel, paste, prompt_tag, settings, xyz
+from lib_clipskip import extension, generation, panel_ui, paste, prompt_tag, settings, xyz
+
+# our pass-throughs on the host's conditioning-cache methods, before any other extension wraps a p
+generation.install_hooks(processing.StableDiffusionProcessing)
 
 
 class ClipSkipScript(scripts.Script):
@@ -21,7 +24,7 @@ class ClipSkipScript(scripts.Script):
     def ui(self, is_img2img):
         from modules.ui_components import InputAccordion
 
-        self.panel = panel.build(self.elem_id, InputAccordion, self.title(), tab="img2img" if is_img2img else "txt2img")
+        self.panel = panel_ui.build(self.elem_id, InputAccordion, self.title(), tab="img2img" if is_img2img else "txt2img")
         self.infotext_fields = paste.paste_fields(self.panel)  # paste, PNG Info, the API's infotext
         self.paste_field_names = list(paste.PASTE_FIELD_NAMES)  # "Send to img2img" from the gallery
         ClipSkipScript.built.add(self)
@@ -40,7 +43,7 @@ script_callbacks.on_ui_settings(settings.register)
 script_callbacks.on_before_ui(prompt_tag.register)
 script_callbacks.on_infotext_pasted(paste.on_pasted)
 # after ui-config.json was applied: the sliders hold floats again (the API's infotext casts to that type)
-script_callbacks.on_app_started(lambda *_: [panel.keep_value_types(s.panel) for s in list(ClipSkipScript.built)])
+script_callbacks.on_app_started(lambda *_: [panel_ui.keep_value_types(s.panel) for s in list(ClipSkipScript.built)])
 
 
 # X/Y/Z axes: now (API-only mode builds its UI before on_before_ui) and again before the UI

@@ -8,7 +8,7 @@ import compat_files
 import compat_layout_files
 import pytest
 
-from lib_clipskip import extension, panel
+from lib_clipskip import console, panel, prompt_files
 
 
 @pytest.fixture
@@ -20,8 +20,8 @@ def folders(webui, tmp_path):
     webui.shared.models_path = str(models)
     webui.shared.cmd_opts.lora_dir = str(lora)
     webui.shared.cmd_opts.embeddings_dir = str(embeddings)
-    panel._indexes.clear()
-    extension._recent_warnings.clear()
+    prompt_files._indexes.clear()
+    console._recent.clear()
     compat_files.write_safetensors(lora / "flux_style.safetensors", compat_layout_files.flux_kohya_tensors(),
                                    compat_layout_files.flux_kohya_metadata())
     meta = compat_files.kohya_metadata("sdxl", None, ss_sd_model_name="ponyDiffusionV6XL_v6StartWithThisOne.safetensors")

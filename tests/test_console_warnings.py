@@ -5,7 +5,7 @@ import logging
 import compat_files
 import pytest
 
-from lib_clipskip import extension
+from lib_clipskip import console
 
 
 @pytest.fixture
@@ -16,7 +16,7 @@ def lora_folder(webui, tmp_path):
     webui.shared.cmd_opts.lora_dir = str(lora)
     webui.shared.cmd_opts.embeddings_dir = str(tmp_path / "embeddings")
     compat_files.write_kohya_lora(lora / "anime.safetensors", family="sd1", clip_skip=2)
-    extension._recent_warnings.clear()
+    console._recent.clear()
     return lora
 
 

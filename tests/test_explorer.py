@@ -12,7 +12,7 @@ import re
 import pytest
 import torch
 
-from lib_clipskip import explorer, plan
+from lib_clipskip import explorer, panel_ui, plan
 from lib_clipskip.values import CLIP_G_SDXL, CLIP_L_SD1, ClipSkipRequest
 
 PROMPT = "a young man standing in a forest, morning light"
@@ -170,14 +170,13 @@ def test_explorer_says_which_loras_are_applied(webui, monkeypatch):
     import sys
     import types
 
-    from lib_clipskip import panel
 
     webui.load("sd1")
     monkeypatch.setitem(sys.modules, "networks", types.SimpleNamespace(loaded_networks=[]))
-    assert "without LoRAs" in panel.explore(True, 2, 0, "a cat")
+    assert "without LoRAs" in panel_ui.explore(True, 2, 0, "a cat")
     lora = types.SimpleNamespace(name="style_v2", mentioned_name="style")
     monkeypatch.setitem(sys.modules, "networks", types.SimpleNamespace(loaded_networks=[lora]))
-    html = panel.explore(True, 2, 0, "a cat")
+    html = panel_ui.explore(True, 2, 0, "a cat")
     assert "with the LoRAs the last generation left applied (style)" in html and "without LoRAs" not in html
     monkeypatch.delitem(sys.modules, "networks")
-    assert "without LoRAs" not in panel.explore(True, 2, 0, "a cat")
+    assert "without LoRAs" not in panel_ui.explore(True, 2, 0, "a cat")

@@ -152,3 +152,47 @@ def _frames():
     while frame is not None:
         yield frame
         frame = frame.f_back
+
+
+# --- the public API for other extensions ------------------------------------------------------------
+
+def test_external_api_reads_sets_and_reports(ui):
+    import importlib
+
+    external = importlib.import_module("lib_clipskip.external")
+    assert external.API_VERSION == 1
+    p = ui.txt2img(enabled=True, clip_skip=2)
+    assert external.request_of(p) is None  # nothing before the generation sets it up
+    external.set_request(p, 3)
+    assert external.request_of(p)["clip_skip"] == 3.0 and external.request_of(p)["source"] == "external"
+    processed = ui.run(p)  # the panel says 2: the extension that set 3 decides
+    ref = ui.txt2img(enabled=False, override_settings={"CLIP_stop_at_last_layers": 3})
+    ui.run(ref)
+    assert_same(sampled(p), sampled(ref))
+    assert "CLIP skip ext: 3" in processed.infotexts[0]
+    with pytest.raises(ValueError, match="below 1"):
+        external.set_request(p, 0.5)
+
+
+def test_external_api_on_a_nested_pass_and_layers_used(ui, monkeypatch):
+    import importlib
+
+    external = importlib.import_module("lib_clipskip.external")
+    script = adetailer(ui)
+    seen = {}
+    original = type(script).get_i2i_p
+
+    def get_i2i_p(self, p, args, image):
+        i2i = original(self, p, args, image)
+        seen["inherited"] = external.request_of(i2i)  # what the pass would use
+        seen["outer layers"] = external.layers_used(p)  # what the outer image was conditioned with
+        external.set_request(i2i, 4)  # this extension's explicit choice for its pass
+        return i2i
+
+    monkeypatch.setattr(type(script), "get_i2i_p", get_i2i_p)
+    outer, (child,) = generate(ui, enabled=True, clip_skip=2)
+    assert seen["inherited"]["clip_skip"] == 2.0 and seen["inherited"]["inherited"] is True
+    assert_same(sampled(child), reference(ui, child, 4))
+    assert seen["outer layers"] == [{"batch": 0, "encoder": "clip_l", "value": 2.0, "hidden_state": 11, "blend": None,
+                                     "depth": 12, "by": "extension"}]
+    assert external.layers_used(outer) == []  # after the generation its record is gone with it

@@ -12,7 +12,7 @@ import compat_files
 import pytest
 import torch
 
-from lib_clipskip import panel
+from lib_clipskip import panel, panel_ui, prompt_files
 from lib_clipskip.values import Family
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +29,7 @@ def folders(webui, tmp_path):
     webui.shared.models_path = str(models)
     webui.shared.cmd_opts.lora_dir = str(lora)
     webui.shared.cmd_opts.embeddings_dir = str(embeddings)
-    panel._indexes.clear()
+    prompt_files._indexes.clear()
     return lora, embeddings
 
 
@@ -64,7 +64,7 @@ def test_the_g_slider_follows_the_loaded_model(webui):
     seen = []
     for family in ("sd1", "sdxl", "sd1", "sd2", "sdxl_refiner"):
         webui.load(family)
-        _status, _files, _main, g_update = panel.refresh_outputs(True, 0, 0, "")
+        _status, _files, _main, g_update = panel_ui.refresh_outputs(True, 0, 0, "")
         seen.append(g_update["visible"])
     assert seen == [False, True, False, False, True]
 
@@ -229,7 +229,7 @@ def test_files_outside_the_model_folders_are_not_inspected(webui, folders, tmp_p
     compat_files.write_kohya_lora(outside / "sneaky.safetensors", family="sd1", clip_skip=2)
     (lora / "sneaky.safetensors").symlink_to(outside / "sneaky.safetensors")
     webui.shared.models_path = str(tmp_path / "models" / "Lora" / "nothing")  # roots: the Lora folder only
-    panel._indexes.clear()
+    prompt_files._indexes.clear()
     shown = panel.view(True, 1, 0, "<lora:sneaky> <lora:../elsewhere/sneaky>")
     reports = [report for _ref, report in shown.files]
     assert reports[1] is None  # a name is a file stem, never a path
@@ -242,11 +242,11 @@ def test_panel_update_with_five_loras_is_fast(webui, folders):
     for i in range(5):
         compat_files.write_kohya_lora(lora / f"style{i}.safetensors", family="sd1", clip_skip=2)
     prompt = "a cat " + " ".join(f"<lora:style{i}:0.5>" for i in range(5))
-    panel.refresh_outputs(True, 1, 0, prompt)  # cold: headers read once
+    panel_ui.refresh_outputs(True, 1, 0, prompt)  # cold: headers read once
     timings = []
     for _ in range(7):
         started = time.perf_counter()
-        panel.refresh_outputs(True, 1, 0, prompt)
+        panel_ui.refresh_outputs(True, 1, 0, prompt)
         timings.append(time.perf_counter() - started)
     assert sorted(timings)[3] < 0.05, timings
 
@@ -257,8 +257,8 @@ def test_refresh_never_raises(webui, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(panel, "view", broken)
-    status, files, _main, _g = panel.refresh_outputs(True, 1, 0, "")
+    monkeypatch.setattr(panel_ui, "view", broken)
+    status, files, _main, _g = panel_ui.refresh_outputs(True, 1, 0, "")
     assert "boom" in status and files == ""
 
 
@@ -267,27 +267,27 @@ def test_refresh_never_raises(webui, monkeypatch):
 
 def test_explore_draws_a_plot_for_the_loaded_model(webui):
     webui.load("sd1")
-    html = panel.explore(True, 2, 0, "a man standing <lora:x:1>")
+    html = panel_ui.explore(True, 2, 0, "a man standing <lora:x:1>")
     assert '<svg class="clipskip-plot"' in html and "now: 2" in html and "&lt;lora" not in html
 
 
 def test_explore_without_a_model(webui):
     webui.shared.sd_model = None
-    assert "No model is loaded" in panel.explore(True, 2, 0, "a cat")
+    assert "No model is loaded" in panel_ui.explore(True, 2, 0, "a cat")
 
 
 def test_explore_never_during_a_generation(webui):
     webui.load("sd1")
     webui.shared.state.job_count = 1
     try:
-        assert "A generation is running" in panel.explore(True, 2, 0, "a cat")
+        assert "A generation is running" in panel_ui.explore(True, 2, 0, "a cat")
     finally:
         webui.shared.state.job_count = 0
 
 
 def test_explore_on_a_model_clip_skip_cannot_change(forge):
     forge.load("flux")
-    assert "no effect" in panel.explore(True, 2, 0, "a cat")
+    assert "no effect" in panel_ui.explore(True, 2, 0, "a cat")
 
 
 # --- built in the WebUI ---------------------------------------------------------------------
@@ -310,8 +310,8 @@ def test_panel_built_by_the_host_keeps_the_api_args_and_the_id_scheme(webui):
 def test_js_and_css_use_only_prefixed_names_that_the_panel_makes():
     js = (ROOT / "javascript" / "clipskip.js").read_text(encoding="utf-8")
     css = (ROOT / "style.css").read_text(encoding="utf-8")
-    python = (ROOT / "lib_clipskip" / "panel.py").read_text(encoding="utf-8") + (
-        ROOT / "lib_clipskip" / "explorer.py").read_text(encoding="utf-8")
+    python = "".join((ROOT / "lib_clipskip" / name).read_text(encoding="utf-8")
+                     for name in ("panel.py", "panel_ui.py", "explorer.py"))
     # every top-level JS global starts with clipskip
     globals_ = re.findall(r"^(?:var|let|const|function)\s+(\w+)", js, flags=re.MULTILINE)
     assert globals_ and all(name.startswith("clipskip") for name in globals_), globals_
@@ -330,7 +330,7 @@ def test_js_and_css_use_only_prefixed_names_that_the_panel_makes():
 def test_a_stale_refresh_never_overwrites_a_newer_one():
     from types import SimpleNamespace
 
-    from lib_clipskip.panel import RefreshTickets
+    from lib_clipskip.panel_ui import RefreshTickets
 
     tickets, me, other = RefreshTickets(), SimpleNamespace(session_hash="a"), SimpleNamespace(session_hash="b")
     older = tickets.take(me)
@@ -345,6 +345,6 @@ def test_lora_folders_are_the_ones_each_host_reads(webui, tmp_path):
 
     opts = webui.shared.cmd_opts
     opts.lora_dir, opts.lyco_dir_backcompat, opts.embeddings_dir = str(tmp_path / "Lora"), str(tmp_path / "LyCORIS"), str(tmp_path / "emb")
-    lora, embeddings, _roots = panel.model_folders(webui.shared, current())
+    lora, embeddings, _roots = prompt_files.model_folders(webui.shared, current())
     expected = [opts.lora_dir] if webui.host == "forge" else [opts.lora_dir, opts.lyco_dir_backcompat]
     assert lora == expected and embeddings == [opts.embeddings_dir]

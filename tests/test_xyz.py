@@ -10,6 +10,7 @@ import pytest
 import torch
 from test_generation import assert_differs, assert_same, count_runs, host_run, our_run, sampled
 
+from lib_clipskip import grid as grid_session
 from lib_clipskip import infotext, layercache, request, xyz
 from lib_clipskip.generation import STATE_ATTRIBUTE
 from lib_clipskip.values import ClipSkipRequest, ClipSkipValueError
@@ -34,7 +35,7 @@ def cells(monkeypatch):
     each cell's own conditionings are the part it appended.
     """
     seen, starts = [], {}
-    begin, finish = xyz.begin_cell, xyz.finish_cell
+    begin, finish = grid_session.begin_cell, grid_session.finish_cell
 
     def begin_spy(p, state):
         starts[id(p)] = len(p.sampled_conds)
@@ -43,12 +44,12 @@ def cells(monkeypatch):
     def finish_spy(p, state):
         finish(p, state)
         start = starts.pop(id(p), 0)
-        if xyz.session_of(p) is not None:  # a grid's cell, not a reference generation
+        if grid_session.session_of(p) is not None:  # a grid's cell, not a reference generation
             p.sampled_conds = p.sampled_conds[start:]  # rebinds on this cell only
             seen.append((p, state))
 
-    monkeypatch.setattr(xyz, "begin_cell", begin_spy)
-    monkeypatch.setattr(xyz, "finish_cell", finish_spy)
+    monkeypatch.setattr(grid_session, "begin_cell", begin_spy)
+    monkeypatch.setattr(grid_session, "finish_cell", finish_spy)
     return seen
 
 
@@ -231,7 +232,7 @@ def test_nothing_leaks_into_the_next_generation(webui):
     before = webui.options_snapshot()
     p = webui.txt2img(enabled=False)
     grid(webui, p, x=(VALUE, "3,4"))
-    assert xyz.GRID_ATTRIBUTE not in vars(p) and request.XYZ_ATTRIBUTE not in vars(p) and STATE_ATTRIBUTE not in vars(p)
+    assert grid_session.GRID_ATTRIBUTE not in vars(p) and request.XYZ_ATTRIBUTE not in vars(p) and STATE_ATTRIBUTE not in vars(p)
     after = webui.txt2img(enabled=False)
     webui.run(after)
     assert_same(sampled(after), sampled(host_run(webui)))
@@ -480,19 +481,19 @@ def test_textual_inversion_vectors_are_part_of_the_key():
 def test_cache_is_cleared_when_the_grid_ends_even_on_error(webui, monkeypatch):
     webui.load("sd1")
     sessions = []
-    original = xyz.begin_cell
+    original = grid_session.begin_cell
 
     def spy(p, state):
-        sessions.append(xyz.session_of(p))
+        sessions.append(grid_session.session_of(p))
         original(p, state)
 
-    monkeypatch.setattr(xyz, "begin_cell", spy)
+    monkeypatch.setattr(grid_session, "begin_cell", spy)
     grid(webui, x=(VALUE, "1,2"))
     assert sessions[0] is sessions[1] and sessions[0].cache.entries == {} and sessions[0].cache.passes == 2
     p = webui.txt2img(enabled=False)
     with pytest.raises(RuntimeError):
         grid(webui, p, x=(VALUE, "1,2"), y=("Prompt S/R", "zebra,horse"))  # S/R raises in the first cell's apply
-    assert xyz.GRID_ATTRIBUTE not in vars(p)
+    assert grid_session.GRID_ATTRIBUTE not in vars(p)
 
 
 # --- the real encoder path ------------------------------------------------------------------

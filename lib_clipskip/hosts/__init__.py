@@ -40,4 +40,10 @@ def current() -> HostAdapter:
     return detect()
 
 
-__all__ = ["HOST_LABELS", "EncoderHandle", "HostAdapter", "LoadedModel", "current", "detect", "is_forge"]
+def loaded_model_info():
+    """What the running host has loaded now (``plan.ModelInfo``)."""
+    adapter = current()
+    return adapter.inspect(adapter.current_model()).info
+
+
+__all__ = ["HOST_LABELS", "EncoderHandle", "HostAdapter", "LoadedModel", "current", "detect", "is_forge", "loaded_model_info"]
