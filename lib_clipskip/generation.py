@@ -34,6 +34,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from lib_clipskip import steps
 from lib_clipskip.hosts.base import HostAdapter
 from lib_clipskip.layercache import HiddenStateCache, reusing, scope_key
 from lib_clipskip.plan import SkipPlan, resolve
@@ -70,6 +71,8 @@ class GenerationState:
     fallbacks: dict[int, str] = field(default_factory=dict)
     owner: int = 0  # id() of the p it was attached to (copies of p carry it too)
     inherited: bool = False  # a processing started inside another generation took its request
+    #: id(conditioning result) -> (that result, steps.StepConds): the anchors of a schedule
+    step_conds: dict[int, Any] = field(default_factory=dict)
 
     def note(self, message: str) -> None:
         if message not in self.messages:
@@ -250,9 +253,11 @@ def _conds_with_plan(p: Any, state: GenerationState, original: Any, args: tuple,
         return original(*args, **kwargs)
 
     iteration = getattr(p, "iteration", 0)
+    prompts = kwargs.get("required_prompts", args[1] if len(args) > 1 else None)
+    request = state.request.for_negative() if getattr(prompts, "is_negative_prompt", False) else state.request
     try:
         loaded = state.adapter.inspect(state.adapter.current_model())
-        resolution = resolve(state.request, loaded.info)
+        resolution = resolve(request, loaded.info)
         for message in resolution.messages:
             state.note(message)
         plan = resolution.plan
@@ -263,10 +268,13 @@ def _conds_with_plan(p: Any, state: GenerationState, original: Any, args: tuple,
     if plan is None:
         return host_only()
 
+    cache, scope = state.hidden_states, _grid_scope(state, args, kwargs)
+    if request.scheduled and scope is None:  # every anchor of the schedule from one full pass
+        cache, scope = HiddenStateCache(), scope_key(state.adapter.current_model(), state.adapter.shared().opts, args, kwargs)
     errors: list[BaseException] = []
     state.active_key = None
     try:
-        with state.adapter.encoding(loaded, plan, errors.append), reusing(state.hidden_states, _grid_scope(state, args, kwargs)):
+        with state.adapter.encoding(loaded, plan, errors.append), reusing(cache, scope):
             state.active_plan = plan
             try:
                 result = host_only()
@@ -279,11 +287,24 @@ def _conds_with_plan(p: Any, state: GenerationState, original: Any, args: tuple,
     else:
         if not errors:
             state.record_plan(plan, iteration)
+            if request.scheduled:
+                steps.prepare(state, loaded, request, result, lambda anchor: _encode_anchor(state, loaded, anchor, cache,
+                                                                                            scope, args, kwargs))
             return result
         # something between the encoder and the cache swallowed our failure: drop what it stored
         _forget(args, kwargs, state.active_key)
     state.record_fallback(iteration, errors[0])
     return host_only()
+
+
+def _encode_anchor(state: GenerationState, loaded: Any, plan: SkipPlan, cache: Any, scope: Any, args: tuple,
+                   kwargs: dict) -> Any:
+    """The host's conditioning ``function`` of this call at another plan, past its cache (raises on failure)."""
+    def fail(error: BaseException) -> None:
+        raise error
+
+    with state.adapter.encoding(loaded, plan, fail), reusing(cache, scope):
+        return state.adapter.call_conds_function(args, kwargs)
 
 
 def _forget(args: tuple, kwargs: dict, key: tuple | None) -> None:

@@ -39,11 +39,13 @@ class Panel:
     refresh: Any = None  # hidden: clicked by the script after a model change
     explore: Any = None
     plot: Any = None
+    schedule: Any = None  # "over the steps": a schedule text (``lib_clipskip.schedule``), empty = constant
+    negative: Any = None  # the negative prompt's own value or schedule, empty = the prompt's
 
     @property
     def inputs(self) -> list[Any]:
-        """The script args, in the order the API's ``alwayson_scripts`` args use."""
-        return [self.enabled, self.clip_skip, self.clip_skip_g]
+        """The script args, in the order the API's ``alwayson_scripts`` args use (``values.ARG_NAMES``)."""
+        return [self.enabled, self.clip_skip, self.clip_skip_g, self.schedule, self.negative]
 
 
 # --- layer explorer ---------------------------------------------------------------------------
@@ -180,6 +182,15 @@ def build(elem_id: Callable[[str], str], input_accordion: Callable[..., Any], ti
                 minimum=0, maximum=CLIP_G_SDXL.depth, step=0.05, value=0.0, label="SDXL OpenCLIP-G",
                 info="SDXL only. 0 = same as CLIP skip (or the Settings default when that is auto)",
                 elem_id=elem_id("clip_skip_g"), elem_classes=["clipskip-slider"], visible=False)
+        with gr.Row(elem_classes=["clipskip-row"]):
+            schedule = gr.Textbox(
+                value="", lines=1, max_lines=1, label="CLIP skip over the steps",
+                placeholder="empty = constant; 3..1 ramps from 3 to 1, 3,2,2,1 spreads a list, l=3..2:g=2 per encoder",
+                elem_id=elem_id("schedule"), elem_classes=["clipskip-schedule"])
+            negative = gr.Textbox(
+                value="", lines=1, max_lines=1, label="Negative prompt CLIP skip",
+                placeholder="empty = same as the prompt; a value (1) or a schedule (2..1)",
+                elem_id=elem_id("negative"), elem_classes=["clipskip-negative"])
         files = gr.HTML(value="", elem_id=elem_id("files"), elem_classes=["clipskip-files-box"])
         with gr.Accordion("Layer explorer", open=False, elem_id=elem_id("explorer"), elem_classes=["clipskip-explorer"]):
             explore_button = gr.Button("How does each layer see this prompt?", elem_id=elem_id("explore"),
@@ -213,7 +224,7 @@ def build(elem_id: Callable[[str], str], input_accordion: Callable[..., Any], ti
         trigger(fn=on_refresh, inputs=inputs, outputs=outputs, show_progress="hidden", **ordering)
     explore_button.click(fn=explore_ui, inputs=inputs, outputs=[plot], show_progress="minimal")
     return Panel(enabled, clip_skip, clip_skip_g, status, files=files, prompt=prompt, refresh=refresh,
-                 explore=explore_button, plot=plot)
+                 explore=explore_button, plot=plot, schedule=schedule, negative=negative)
 
 
 def keep_value_types(built: Panel) -> None:

@@ -18,8 +18,8 @@ import logging
 import re
 from typing import Any
 
-from lib_clipskip import generation
-from lib_clipskip.values import ClipSkipRequest, ClipSkipValueError, parse_value
+from lib_clipskip import generation, schedule
+from lib_clipskip.values import ClipSkipRequest, ClipSkipValueError
 
 log = logging.getLogger("sd-webui-clipskip")
 
@@ -27,46 +27,6 @@ NAME = "clipskip"
 SOURCE = "prompt tag"
 #: Set on ``p`` by ``before_process``: the panel's (or XYZ cell's) request, restored when no tag.
 PANEL_ATTRIBUTE = generation.BASE_ATTRIBUTE
-
-_NAMES = {"l": "clip_skip", "clip_l": "clip_skip", "n": "clip_skip", "g": "clip_skip_g", "clip_g": "clip_skip_g"}
-
-
-def _value(raw: Any, what: str) -> float | None:
-    text = str(raw).strip()
-    if text.lower() in ("auto", "0", "0.0"):
-        return None
-    return parse_value(text, what=what)
-
-
-def parse_items(items: list[Any]) -> tuple[float | None, float | None]:
-    """``(clip_skip, clip_skip_g)`` of one tag's ``:``-separated items; raises ClipSkipValueError."""
-    positional: list[Any] = []
-    named: dict[str, Any] = {}
-    for item in items:
-        text = str(item)
-        if "=" in text:
-            key, _, value = text.partition("=")
-            field = _NAMES.get(key.strip().lower())
-            if field is None:
-                raise ClipSkipValueError(f"unknown name {key.strip()[:20]!r} (use l= or g=)")
-            if field in named:
-                raise ClipSkipValueError(f"{key.strip()[:20]} is given twice")
-            named[field] = value
-        else:
-            positional.append(text)
-    if len(positional) > 2:
-        raise ClipSkipValueError("too many values (at most N and G)")
-    if not positional and not named:
-        raise ClipSkipValueError("no value")
-    fields = dict(zip(("clip_skip", "clip_skip_g"), positional))
-    for key, value in named.items():
-        if key in fields:
-            raise ClipSkipValueError(f"{'l' if key == 'clip_skip' else 'g'} is given twice")
-        fields[key] = value
-    clip_skip = _value(fields["clip_skip"], "CLIP skip") if "clip_skip" in fields else None
-    clip_skip_g = _value(fields["clip_skip_g"], "OpenCLIP-G CLIP skip") if "clip_skip_g" in fields else None
-    return clip_skip, clip_skip_g
-
 
 def describe(params: Any) -> str:
     items = getattr(params, "items", params)
@@ -81,11 +41,12 @@ def request_from_tag(params_list: list[Any], defaults) -> tuple[ClipSkipRequest 
     for params in reversed(params_list):
         items = list(getattr(params, "items", None) or [])
         try:
-            clip_skip, clip_skip_g = parse_items(items)
+            main, g_value = schedule.parse_items(items)
         except ClipSkipValueError as error:
             messages.append(f"Ignored the tag {describe(params)}: {error}")
             continue
-        return ClipSkipRequest(True, clip_skip, clip_skip_g, SOURCE, defaults), messages
+        (first, steps), (first_g, steps_g) = schedule.split(main), schedule.split(g_value)
+        return ClipSkipRequest(True, first, first_g, SOURCE, defaults, schedule=steps, schedule_g=steps_g), messages
     return None, messages
 
 

@@ -8,7 +8,7 @@ linearly between the two neighbouring layers.  See DESIGN.md §1.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
@@ -165,6 +165,30 @@ class ClipSkipRequest:
     #: every encoder takes what the host itself does at its current ``Clip skip`` option (an
     #: X/Y/Z cell of the host's own axis: that option is the cell's value, in the host's numbering)
     follow_host: bool = False
+    #: ``lib_clipskip.schedule.Schedule`` of ``clip_skip`` / ``clip_skip_g`` over the sampling
+    #: steps (then those hold the first step's value); None: the value stays
+    schedule: Any = None
+    schedule_g: Any = None
+    #: the negative prompt's own value (all encoders) and schedule; None: the same as the prompt
+    negative: float | None = None
+    negative_schedule: Any = None
+
+    @property
+    def scheduled(self) -> bool:
+        return self.schedule is not None or self.schedule_g is not None
+
+    def for_negative(self) -> ClipSkipRequest:
+        """The request the negative prompt's conditioning uses."""
+        if self.negative is None and self.negative_schedule is None:
+            return self
+        return replace(self, clip_skip=self.negative, clip_skip_g=self.negative, schedule=self.negative_schedule,
+                       schedule_g=None, follow_host=False)
+
+    def step_value(self, family: Family, spec: EncoderSpec, step: int, total: int) -> float:
+        """One encoder's value at ``step`` of ``total`` sampling steps."""
+        scheduled = self.schedule_g if spec.value_field == "clip_skip_g" and self.schedule_g is not None else (
+            self.schedule if spec.value_field == "clip_skip" or self.clip_skip_g is None else None)
+        return scheduled.at(step, total) if scheduled is not None else self.value_for(family, spec)
 
     def value_for(self, family: Family, spec: EncoderSpec) -> float:
         if spec.value_field == "clip_skip_g" and self.clip_skip_g is not None:
@@ -181,7 +205,7 @@ class ClipSkipRequest:
 
 
 #: Script args in UI order; the API accepts the same list, or one dict with these keys.
-ARG_NAMES = ("enabled", "clip_skip", "clip_skip_g")
+ARG_NAMES = ("enabled", "clip_skip", "clip_skip_g", "schedule", "clip_skip_negative")
 
 
 @dataclass
@@ -235,4 +259,32 @@ def request_from_args(args: Any, source: str = "panel", defaults=None) -> Parsed
                 messages.append(f"{error} OpenCLIP-G follows the CLIP-L value.")
     request = ClipSkipRequest(enabled, values["clip_skip"], values["clip_skip_g"], source,
                               defaults if defaults is not None else default_values())
+    if enabled:
+        request = _with_steps(request, raw, messages)
     return ParsedArgs(request, messages)
+
+
+def _with_steps(request: ClipSkipRequest, raw: dict, messages: list[str]) -> ClipSkipRequest:
+    """The "over the steps" schedule and the negative prompt's value of the args, when given."""
+    from lib_clipskip import schedule
+
+    text = raw.get("schedule")
+    if isinstance(text, str) and text.strip():
+        try:
+            main, g_value = schedule.parse_pair(text)
+        except ClipSkipValueError as error:
+            messages.append(f"{error} The schedule is ignored.")
+        else:
+            first, steps = schedule.split(main)
+            first_g, steps_g = schedule.split(g_value)
+            request = replace(request, clip_skip=first if main is not None else request.clip_skip, schedule=steps,
+                              clip_skip_g=first_g if g_value is not None else request.clip_skip_g, schedule_g=steps_g)
+    negative = raw.get("clip_skip_negative")
+    if not _is_auto(negative):
+        try:
+            first, steps = schedule.split(schedule.parse_setting(negative, what="Negative prompt CLIP skip"))
+        except ClipSkipValueError as error:
+            messages.append(f"{error} The negative prompt uses the prompt's value.")
+        else:
+            request = replace(request, negative=first, negative_schedule=steps)
+    return request

@@ -5,7 +5,7 @@ from typing import ClassVar
 
 from modules import processing, script_callbacks, scripts
 
-from lib_clipskip import extension, generation, panel_ui, paste, prompt_tag, settings, xyz
+from lib_clipskip import extension, generation, panel_ui, paste, prompt_tag, settings, steps, xyz
 
 # our pass-throughs on the host's conditioning-cache methods, before any other extension wraps a p
 generation.install_hooks(processing.StableDiffusionProcessing)
@@ -42,6 +42,7 @@ class ClipSkipScript(scripts.Script):
 script_callbacks.on_ui_settings(settings.register)
 script_callbacks.on_before_ui(prompt_tag.register)
 script_callbacks.on_infotext_pasted(paste.on_pasted)
+script_callbacks.on_cfg_denoiser(steps.on_cfg_denoiser)  # a schedule's conditioning per sampling step
 # after ui-config.json was applied: the sliders hold floats again (the API's infotext casts to that type)
 script_callbacks.on_app_started(lambda *_: [panel_ui.keep_value_types(s.panel) for s in list(ClipSkipScript.built)])
 

@@ -390,7 +390,7 @@ def test_api_infotext_restores_our_values_and_the_image(webui):
     first, processed = run(webui, enabled=True, clip_skip=2.5)
     p = webui.api_txt2img("a cat", infotext=processed.infotexts[0])  # the prompt field is the request's own
     script = webui.script()
-    assert p.script_args[script.args_from:script.args_to] == [True, 2.5, 0.0]
+    assert p.script_args[script.args_from:script.args_to] == [True, 2.5, 0.0, "", ""]
     webui.run(p)
     assert_same(sampled(p), sampled(first))
 

@@ -12,7 +12,7 @@ import compat_files
 import pytest
 import torch
 
-from lib_clipskip import panel, panel_ui, prompt_files
+from lib_clipskip import panel, panel_ui, prompt_files, values
 from lib_clipskip.values import Family
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -297,8 +297,10 @@ def test_panel_built_by_the_host_keeps_the_api_args_and_the_id_scheme(webui):
     for tab in ("txt2img", "img2img"):
         script = webui.script(tab)
         p = script.panel
-        assert p.inputs == [p.enabled, p.clip_skip, p.clip_skip_g]
-        assert script.args_to - script.args_from == 3
+        assert p.inputs == [p.enabled, p.clip_skip, p.clip_skip_g, p.schedule, p.negative]
+        assert script.args_to - script.args_from == len(values.ARG_NAMES) == 5
+        assert p.schedule.elem_id == f"script_{tab}_clip_skip_schedule"
+        assert p.negative.elem_id == f"script_{tab}_clip_skip_negative"
         assert p.clip_skip.elem_id == f"script_{tab}_clip_skip_clip_skip"
         assert p.clip_skip_g.elem_id == f"script_{tab}_clip_skip_clip_skip_g"
         assert p.status.elem_id == f"script_{tab}_clip_skip_status"

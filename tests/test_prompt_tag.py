@@ -8,7 +8,7 @@ import logging
 import pytest
 from test_generation import assert_differs, assert_same, sampled
 
-from lib_clipskip import prompt_tag, request
+from lib_clipskip import prompt_tag, request, schedule
 from lib_clipskip.values import ClipSkipValueError
 
 # --- parsing (pure) ------------------------------------------------------------------------------
@@ -26,7 +26,7 @@ from lib_clipskip.values import ClipSkipValueError
     ([" 2 "], (2.0, None)),
 ])
 def test_tag_forms(items, expected):
-    assert prompt_tag.parse_items(items) == expected
+    assert schedule.parse_items(items) == expected
 
 
 @pytest.mark.parametrize("items", [
@@ -35,7 +35,7 @@ def test_tag_forms(items, expected):
 ])
 def test_bad_tags_raise_a_value_error_with_a_sentence(items):
     with pytest.raises(ClipSkipValueError) as error:
-        prompt_tag.parse_items(items)
+        schedule.parse_items(items)
     assert str(error.value)
 
 

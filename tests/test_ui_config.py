@@ -77,7 +77,8 @@ def test_saved_defaults_keep_their_types_across_a_restart(tmp_path, tab):
     saved = json.loads(config.read_text(encoding="utf8"))
     ours = {k: v for k, v in saved.items() if k.startswith(f"customscript/clipskip.py/{tab}/")}
     values = {k.rsplit("/", 2)[1]: v for k, v in ours.items() if k.endswith("/value")}
-    assert values == {"CLIP skip": False, "CLIP skip value": 0, "SDXL OpenCLIP-G": 0}
+    assert values == {"CLIP skip": False, "CLIP skip value": 0, "SDXL OpenCLIP-G": 0,
+                      "CLIP skip over the steps": "", "Negative prompt CLIP skip": ""}
 
 
 def test_paste_after_a_restart_gives_the_slider_a_number(tmp_path):
@@ -107,6 +108,6 @@ def test_a_saved_integer_default_does_not_truncate_an_api_paste(tmp_path):
         ui.load("sd1")
         p = ui.api_txt2img("a cat", infotext="a cat\nSteps: 4, Sampler: Euler, Seed: 1, CLIP skip ext: 2.5")
         script = ui.script()
-        assert p.script_args[script.args_from:script.args_to] == [True, 2.5, 0.0]
+        assert p.script_args[script.args_from:script.args_to] == [True, 2.5, 0.0, "", ""]
     finally:
         ui.close()

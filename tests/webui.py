@@ -10,6 +10,8 @@ from pathlib import Path
 import standin
 import webui_models
 
+from lib_clipskip.values import ARG_NAMES as OUR_ARGS
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT_FILE = ROOT / "scripts" / "clipskip.py"
 #: the host's root ``scripts/`` folder is listed before extensions' scripts, so X/Y/Z loads first
@@ -110,18 +112,18 @@ class WebUI:
         return self.runners[tab].script("CLIP skip")
 
     def script_args(self, tab: str = "txt2img", **ours):
-        """Default args of every script, with ours replaced (``enabled``, ``clip_skip``, ``clip_skip_g``)."""
+        """Default args of every script, with ours replaced (by ``values.ARG_NAMES``)."""
         runner = self.runners[tab]
         args = runner.default_script_args()
         script = self.script(tab)
-        names = ("enabled", "clip_skip", "clip_skip_g")
+        names = OUR_ARGS
         for offset, name in enumerate(names):
             if name in ours:
                 args[script.args_from + offset] = ours[name]
         return args
 
     def txt2img(self, prompt="a photo of a cat", **kwargs):
-        ours = {k: kwargs.pop(k) for k in ("enabled", "clip_skip", "clip_skip_g") if k in kwargs}
+        ours = {k: kwargs.pop(k) for k in OUR_ARGS if k in kwargs}
         args = kwargs.pop("script_args", None)
         steps, seed = kwargs.pop("steps", 4), kwargs.pop("seed", 1)
         p = self.processing.StableDiffusionProcessingTxt2Img(prompt=prompt, steps=steps, seed=seed, **kwargs)
@@ -130,7 +132,7 @@ class WebUI:
         return p
 
     def img2img(self, prompt="a photo of a cat", **kwargs):
-        ours = {k: kwargs.pop(k) for k in ("enabled", "clip_skip", "clip_skip_g") if k in kwargs}
+        ours = {k: kwargs.pop(k) for k in OUR_ARGS if k in kwargs}
         p = self.processing.StableDiffusionProcessingImg2Img(prompt=prompt, steps=kwargs.pop("steps", 4), seed=kwargs.pop("seed", 1),
                                                              init_images=[0.25], **kwargs)
         p.scripts = self.runners["img2img"]

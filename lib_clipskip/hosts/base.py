@@ -114,6 +114,13 @@ def webui_scripts() -> Any:
     return scripts
 
 
+def webui_prompt_parser() -> Any:
+    """``modules.prompt_parser``: the host's per-step reconstruction of conditionings."""
+    from modules import prompt_parser
+
+    return prompt_parser
+
+
 def webui_queue_lock() -> Any:
     """The WebUI's generation lock (``modules.call_queue.queue_lock``), or None without one."""
     try:
@@ -149,6 +156,21 @@ class HostAdapter:
     def written_option(self, value: Any) -> Any:
         """The host's ``Clip skip`` as its ``create_infotext`` writes it (A1111 ``processing.py:759``: as is)."""
         return value
+
+    def call_conds_function(self, args: tuple, kwargs: dict) -> Any:
+        """What ``get_conds_with_caching(function, required_prompts, steps, caches, extra_network_data,
+        hires_steps=None)`` calls on a miss: ``function(sd_model, required_prompts, steps, hires_steps,
+        opts.use_old_scheduling)`` (A1111 v1.10.1 ``processing.py:487-488``, Forge dfdcbab6 ``:470-474``, both inside
+        ``devices.autocast()``)."""
+        names = ("function", "required_prompts", "steps", "caches", "extra_network_data", "hires_steps")
+        from modules import devices
+
+        bound = dict(zip(names, args))
+        bound.update(kwargs)
+        shared = self.shared()
+        with devices.autocast():  # as the host calls it
+            return bound["function"](shared.sd_model, bound["required_prompts"], bound["steps"],
+                                     bound.get("hires_steps"), shared.opts.use_old_scheduling)
 
     def encode_prompt(self, sd_model: Any, prompt: str) -> Any:
         """The host's own conditioning of one prompt (tokens, embeddings, chunks), outside a generation."""

@@ -11,8 +11,10 @@ run_callbacks=False)``, restored in ``finally``), the hook order, and ``create_i
 (core keys + ``extra_generation_params``; "Clip skip" from ``getattr(p, 'clip_skip', opts…)``,
 omitted when <= 1).
 
-Replaced: sampling and VAE.  ``sample`` returns, per image, a float made from the seed and the
-conditioning the sampler was given, and records those conditionings in ``p.sampled_conds``.
+Replaced: sampling and VAE.  ``sample`` runs the CFG denoiser's per-step loop (reconstruction at each
+step, ``on_cfg_denoiser`` callbacks) and returns, per image, a float made from the seed and every
+step's conditioning; it records the conditionings it was given in ``p.sampled_conds`` and what each
+step used in ``p.step_conds``.
 Host differences (Forge) are class attributes and overrides in ``forge/modules/processing.py``.
 """
 
@@ -44,19 +46,19 @@ def fix_seed(p):
     p.subseed = get_fixed_seed(p.subseed)
 
 
-def cond_summary(conds) -> float:
-    """A number that changes whenever any conditioning tensor the sampler sees changes."""
-    total = 0.0
-    if isinstance(conds, prompt_parser.MulticondLearnedConditioning):
-        schedules = [c.schedules for batch in conds.batch for c in batch]
-    else:
-        schedules = conds
-    for schedule in schedules:
-        for item in schedule:
-            tensors = item.cond.values() if isinstance(item.cond, dict) else [item.cond]
-            for tensor in tensors:
-                total += float(tensor.double().sum()) + 1e-3 * float(tensor.double().abs().sum())
-    return total
+def step_summary(tensor) -> float:
+    tensors = tensor.values() if isinstance(tensor, dict) else [tensor]
+    return sum(float(t.double().sum()) + 1e-3 * float(t.double().abs().sum()) for t in tensors)
+
+
+class CFGDenoiser:
+    """The fields of ``sd_samplers_cfg_denoiser.CFGDenoiser`` a callback reads: ``p``, ``step`` (counted
+    per model evaluation), ``total_steps`` (set by the sampler, ``sd_samplers_common.py:267``)."""
+
+    def __init__(self, p, total_steps):
+        self.p = p
+        self.step = 0
+        self.total_steps = total_steps
 
 
 @dataclass(repr=False)
@@ -116,6 +118,7 @@ class StableDiffusionProcessing:
         self.cached_uc = StableDiffusionProcessing.cached_uc
         self.cached_c = StableDiffusionProcessing.cached_c
         self.sampled_conds = []
+        self.step_conds = []  # (text_cond, text_uncond) of every sampling step, as the denoiser used them
         self.refiner_model = None
 
     @property
@@ -195,9 +198,24 @@ class StableDiffusionProcessing:
     def init(self, all_prompts, all_seeds, all_subseeds):
         pass
 
-    def sample_with(self, conditioning, unconditional_conditioning, seeds):
+    def sample_with(self, conditioning, unconditional_conditioning, seeds, steps=None):
+        """The sampler's loop as the CFG denoiser sees it (A1111 ``sd_samplers_cfg_denoiser.py:156-217``,
+        Forge ``:156-199``): per step, the conditionings reconstructed at that step go through
+        ``on_cfg_denoiser`` callbacks, which may replace them; the "image" sums what each step used."""
+        from modules import script_callbacks
+
         self.sampled_conds.append((conditioning, unconditional_conditioning))
-        value = cond_summary(conditioning) + 0.5 * cond_summary(unconditional_conditioning)
+        denoiser = CFGDenoiser(self, steps or self.steps)
+        value = 0.0
+        for _ in range(denoiser.total_steps):
+            _conds_list, tensor = prompt_parser.reconstruct_multicond_batch(conditioning, denoiser.step)
+            uncond = prompt_parser.reconstruct_cond_batch(unconditional_conditioning, denoiser.step)
+            params = script_callbacks.CFGDenoiserParams(None, None, None, denoiser.step, denoiser.total_steps, tensor,
+                                                        uncond, denoiser)
+            script_callbacks.cfg_denoiser_callback(params)
+            self.step_conds.append((params.text_cond, params.text_uncond))
+            value += step_summary(params.text_cond) + 0.5 * step_summary(params.text_uncond)
+            denoiser.step += 1
         return [torch.tensor(float(seed % 1000) + value, dtype=torch.float64) for seed in seeds]
 
     def sample(self, conditioning, unconditional_conditioning, seeds, subseeds, subseed_strength, prompts):
@@ -290,7 +308,7 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
         self.calculate_hr_conds()
         if self.scripts is not None:
             self.scripts.before_hr(self)
-        second = self.sample_with(self.hr_c, self.hr_uc, seeds)
+        second = self.sample_with(self.hr_c, self.hr_uc, seeds, self.hr_second_pass_steps or self.steps)
         self.is_hr_pass = False
         return [a + b for a, b in zip(samples, second)]
 

@@ -171,3 +171,79 @@ def first_cond(conds):
     if isinstance(conds, MulticondLearnedConditioning):
         return conds.batch[0][0].schedules[0].cond
     return conds[0][0].cond
+
+
+class DictWithShape(dict):
+    """``prompt_parser.DictWithShape`` (A1111 v1.10.1 ``modules/prompt_parser.py:270``; Forge the same)."""
+
+    def __init__(self, x, shape=None):
+        super().__init__()
+        self.update(x)
+
+    @property
+    def shape(self):
+        return self["crossattn"].shape
+
+
+def reconstruct_cond_batch(c, current_step):
+    """A1111 ``prompt_parser.py:280``: each prompt's schedule entry for this step, stacked."""
+    import torch
+
+    param = c[0][0].cond
+    is_dict = isinstance(param, dict)
+    if is_dict:
+        dict_cond = param
+        res = {k: torch.zeros((len(c),) + param.shape, device=param.device, dtype=param.dtype) for k, param in dict_cond.items()}
+        res = DictWithShape(res, (len(c),) + dict_cond["crossattn"].shape)
+    else:
+        res = torch.zeros((len(c),) + param.shape, device=param.device, dtype=param.dtype)
+    for i, cond_schedule in enumerate(c):
+        target_index = 0
+        for current, entry in enumerate(cond_schedule):
+            if current_step <= entry.end_at_step:
+                target_index = current
+                break
+        if is_dict:
+            for k, param in cond_schedule[target_index].cond.items():
+                res[k][i] = param
+        else:
+            res[i] = cond_schedule[target_index].cond
+    return res
+
+
+def stack_conds(tensors):
+    """A1111 ``prompt_parser.py:307``."""
+    import torch
+
+    token_count = max([x.shape[0] for x in tensors])
+    for i in range(len(tensors)):
+        if tensors[i].shape[0] != token_count:
+            last_vector = tensors[i][-1:]
+            last_vector_repeated = last_vector.repeat([token_count - tensors[i].shape[0], 1])
+            tensors[i] = torch.vstack([tensors[i], last_vector_repeated])
+    return torch.stack(tensors)
+
+
+def reconstruct_multicond_batch(c, current_step):
+    """A1111 ``prompt_parser.py:321``: ``(conds_list, stacked tensor)`` for this step."""
+    param = c.batch[0][0].schedules[0].cond
+    tensors = []
+    conds_list = []
+    for composable_prompts in c.batch:
+        conds_for_batch = []
+        for composable_prompt in composable_prompts:
+            target_index = 0
+            for current, entry in enumerate(composable_prompt.schedules):
+                if current_step <= entry.end_at_step:
+                    target_index = current
+                    break
+            conds_for_batch.append((len(tensors), composable_prompt.weight))
+            tensors.append(composable_prompt.schedules[target_index].cond)
+        conds_list.append(conds_for_batch)
+    if isinstance(tensors[0], dict):
+        keys = list(tensors[0].keys())
+        stacked = {k: stack_conds([x[k] for x in tensors]) for k in keys}
+        stacked = DictWithShape(stacked, stacked["crossattn"].shape)
+    else:
+        stacked = stack_conds(tensors).to(device=param.device, dtype=param.dtype)
+    return conds_list, stacked

@@ -70,3 +70,26 @@ def model_loaded_callback(sd_model):
 def app_started_callback(demo, app):
     for callback in callback_map["app_started"]:
         callback(demo, app)
+
+
+class CFGDenoiserParams:
+    """``script_callbacks.CFGDenoiserParams`` (A1111 v1.10.1 ``modules/script_callbacks.py:45``; Forge the same)."""
+
+    def __init__(self, x, image_cond, sigma, sampling_step, total_sampling_steps, text_cond, text_uncond, denoiser=None):
+        self.x = x
+        self.image_cond = image_cond
+        self.sigma = sigma
+        self.sampling_step = sampling_step
+        self.total_sampling_steps = total_sampling_steps
+        self.text_cond = text_cond
+        self.text_uncond = text_uncond
+        self.denoiser = denoiser
+
+
+def on_cfg_denoiser(callback, *, name=None):
+    _add("cfg_denoiser", callback, name)
+
+
+def cfg_denoiser_callback(params):
+    for callback in callback_map["cfg_denoiser"]:
+        callback(params)

@@ -104,7 +104,7 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing, common.StableD
         self.calculate_hr_conds()  # a no-op: setup_conds already made them
         if self.scripts is not None:
             self.scripts.before_hr(self)
-        second = self.sample_with(self.hr_c, self.hr_uc, seeds)
+        second = self.sample_with(self.hr_c, self.hr_uc, seeds, self.hr_second_pass_steps or self.steps)
         self.is_hr_pass = False
         return [a + b for a, b in zip(samples, second)]
 
