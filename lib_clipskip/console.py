@@ -22,9 +22,13 @@ _recent: collections.OrderedDict[str, float] = collections.OrderedDict()
 REPEAT_SECONDS = 60.0
 
 
+def _first(prompt: Any) -> str:
+    return prompt if isinstance(prompt, str) else ((prompt or [""])[0] or "")
+
+
 def warning_lines(p: Any, state: generation.GenerationState, options: settings.Settings) -> list[str]:
-    """One line per warning of the first prompt's files at this generation's values."""
-    prompt = p.prompt if isinstance(p.prompt, str) else (p.prompt or [""])[0]
+    """One line per warning of the first prompt's and negative prompt's files at the values each uses."""
+    prompt = _first(p.prompt)
     request = state.request
     if not decided_by_cell(p):  # the prompt's own tag decides its batch (an X/Y/Z cell beats it)
         tag_request, _messages = prompt_tag.request_in_prompt(prompt, options.defaults)
@@ -32,17 +36,28 @@ def warning_lines(p: Any, state: generation.GenerationState, options: settings.S
     adapter = state.adapter
     model = adapter.current_model()
     info = adapter.inspect(model).info
+    family = prompt_files.COMPAT_FAMILIES.get(info.family) or (type(model).__name__ if model is not None else None)
+    lines = _file_lines(prompt, request, info, family, adapter, "")
+    negative = _first(getattr(p, "negative_prompt", ""))
+    if negative.strip():  # negative embeddings are among the most used files; their own value when it has one
+        lines += _file_lines(negative, request.for_negative(), info, family, adapter, "negative prompt: ")
+    return lines
+
+
+def _file_lines(prompt: str, request: Any, info: Any, family: Any, adapter: Any, where: str) -> list[str]:
     chosen = plan.resolve(request, info).plan
     values = {slot.spec.name: (chosen.value_of(slot.spec.name) if chosen is not None else None) or slot.host_value
               for slot in info.slots}
     main = next((v for name, v in values.items() if name != "clip_g"), None)
-    family = prompt_files.COMPAT_FAMILIES.get(info.family) or (type(model).__name__ if model is not None else None)
     lines = []
     for reference, report in prompt_files.reports(prompt, family, main, values.get("clip_g"), adapter.shared(), adapter):
-        if report is None:
-            lines.append(f"{reference.name}: {reference.problem}")
+        if where and reference.kind == "lora":  # the hosts parse extra networks of the prompt only
+            lines.append(f"{where}{reference.name}: a LoRA tag in the negative prompt is not applied by the WebUI "
+                         "(it stays text there).")
+        elif report is None:
+            lines.append(f"{where}{reference.name}: {reference.problem}")
         else:
-            lines += [f"{reference.name} [{warning.code}]: {warning.message}" for warning in report.warnings]
+            lines += [f"{where}{reference.name} [{warning.code}]: {warning.message}" for warning in report.warnings]
     return lines
 
 

@@ -73,6 +73,10 @@ class GenerationState:
     inherited: bool = False  # a processing started inside another generation took its request
     #: id(conditioning result) -> (that result, steps.StepConds): the anchors of a schedule
     step_conds: dict[int, Any] = field(default_factory=dict)
+    #: p.iteration -> the request of that batch's prompt (its schedule, its negative value: infotext)
+    requests: dict[int, ClipSkipRequest] = field(default_factory=dict)
+    #: p.iteration -> the plan of the negative prompt when it has a value of its own
+    negative_plans: dict[int, SkipPlan] = field(default_factory=dict)
 
     def note(self, message: str) -> None:
         if message not in self.messages:
@@ -86,7 +90,13 @@ class GenerationState:
         self.note(f"the extension's encode failed ({type(error).__name__}: {error}); "
                   "this conditioning was made the host's own way, at the host's own CLIP skip.")
 
-    def record_plan(self, plan: SkipPlan, iteration: int = 0) -> None:
+    def record_plan(self, plan: SkipPlan, iteration: int = 0, negative_of: ClipSkipRequest | None = None) -> None:
+        """A conditioning was made with ``plan``; ``negative_of``: the request, when ``plan`` is its negative's own."""
+        if negative_of is not None:
+            self.negative_plans.setdefault(iteration, plan)
+            self.requests.setdefault(iteration, negative_of)
+            return
+        self.requests.setdefault(iteration, self.request)
         if plan not in self.plans:
             self.plans.append(plan)
         if plan not in self.batches.setdefault(iteration, []):
@@ -286,7 +296,7 @@ def _conds_with_plan(p: Any, state: GenerationState, original: Any, args: tuple,
             errors.append(error)
     else:
         if not errors:
-            state.record_plan(plan, iteration)
+            state.record_plan(plan, iteration, negative_of=state.request if request is not state.request else None)
             if request.scheduled:
                 steps.prepare(state, loaded, request, result, lambda anchor: _encode_anchor(state, loaded, anchor, cache,
                                                                                             scope, args, kwargs))

@@ -37,9 +37,13 @@ KEY_SOURCE = "CLIP skip ext source"
 KEY_VERSION = "CLIP skip ext version"
 #: written when the extension's encode failed and the host's own conditioning was used instead
 KEY_FAILED = "CLIP skip ext failed"
+#: the value over the steps (``lib_clipskip.schedule``: ``3..1``, ``l=3..2:g=2``); the keys above give its first step
+KEY_SCHEDULE = "CLIP skip ext schedule"
+#: the negative prompt's own value or schedule (absent: the same as the prompt)
+KEY_NEGATIVE = "CLIP skip ext negative"
 HOST_KEY = "Clip skip"
 OUR_VALUE_KEYS = (KEY, KEY_L, KEY_G)
-WRITTEN_KEYS = (KEY, KEY_L, KEY_G, KEY_SOURCE, KEY_VERSION, KEY_FAILED)
+WRITTEN_KEYS = (KEY, KEY_L, KEY_G, KEY_SCHEDULE, KEY_NEGATIVE, KEY_SOURCE, KEY_VERSION, KEY_FAILED)
 
 SOURCE_LABELS = {"prompt tag": "prompt tag", "tag": "prompt tag", "xyz": "xyz"}
 
@@ -64,6 +68,22 @@ def entries(plan: SkipPlan, version: str = __version__) -> dict[str, str]:
         out[KEY_SOURCE] = source
     out[KEY_VERSION] = version
     return out
+
+
+def steps_entry(key: str, state: generation.GenerationState, batch: int) -> str | None:
+    """``CLIP skip ext schedule`` / ``CLIP skip ext negative`` of one batch, as ``schedule.parse_pair`` reads them."""
+    from lib_clipskip import schedule
+
+    request = state.requests.get(batch)
+    if request is None:
+        return None
+    if key == KEY_SCHEDULE:
+        if not request.scheduled:
+            return None
+        return schedule.pair_text(request.schedule or request.clip_skip, request.schedule_g or request.clip_skip_g)
+    if batch not in state.negative_plans:
+        return None  # the negative prompt used the prompt's value
+    return schedule.describe(request.negative_schedule or request.negative)
 
 
 def host_reproduces(plan: SkipPlan, adapter: Any) -> int | None:
@@ -138,6 +158,8 @@ class _Value:
             return state.fallbacks.get(batch) if state is not None and _write_ours() else None
         if plan is None or not _write_ours():
             return None
+        if self.key in (KEY_SCHEDULE, KEY_NEGATIVE):
+            return steps_entry(self.key, state, batch)
         return entries(plan).get(self.key)
 
     def __repr__(self) -> str:

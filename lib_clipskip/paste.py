@@ -19,7 +19,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lib_clipskip.hosts.base import HOST_OPTION_RANGE
-from lib_clipskip.infotext import HOST_KEY, KEY, KEY_FAILED, KEY_G, KEY_L, KEY_SOURCE, OUR_VALUE_KEYS
+from lib_clipskip.infotext import (
+    HOST_KEY,
+    KEY,
+    KEY_FAILED,
+    KEY_G,
+    KEY_L,
+    KEY_NEGATIVE,
+    KEY_SCHEDULE,
+    KEY_SOURCE,
+    OUR_VALUE_KEYS,
+)
 from lib_clipskip.values import ClipSkipValueError, Family, format_value, parse_value
 
 log = logging.getLogger("sd-webui-clipskip")
@@ -273,6 +283,10 @@ def paste_fields(panel: Any) -> list[tuple[Any, Any]]:
     def clip_skip_g(params):
         return pasted(params).clip_skip_g
 
+    def over_steps(key: str, params: Any) -> str | None:
+        """The schedule / negative text when it reads back; "" clears it for an infotext of ours without one."""
+        return steps_text(key, params, pasted(params).found)
+
     def status(params):
         result = pasted(params)
         return result.status_html() if result.messages else None  # otherwise the panel keeps its status
@@ -281,8 +295,29 @@ def paste_fields(panel: Any) -> list[tuple[Any, Any]]:
         (panel.enabled, PasteKey("CLIP skip ext enabled", enabled)),
         (panel.clip_skip, PasteKey(KEY, clip_skip)),
         (panel.clip_skip_g, PasteKey(KEY_G, clip_skip_g)),
+        (panel.schedule, PasteKey(KEY_SCHEDULE, lambda params: over_steps(KEY_SCHEDULE, params))),
+        (panel.negative, PasteKey(KEY_NEGATIVE, lambda params: over_steps(KEY_NEGATIVE, params))),
         (panel.status, status),
     ]
 
 
-PASTE_FIELD_NAMES = ["CLIP skip ext enabled", KEY, KEY_G]
+def steps_text(key: str, params: Any, found: bool) -> str | None:
+    """``CLIP skip ext schedule`` / ``negative`` of pasted params, checked by the value model; never raises.
+
+    None (leave the field) without any CLIP-skip key; "" when the key is absent or unreadable.
+    """
+    from lib_clipskip import schedule
+
+    raw = params.get(key) if isinstance(params, dict) else None
+    if raw is None:
+        return "" if found else None
+    try:
+        if key == KEY_SCHEDULE:
+            return schedule.pair_text(*schedule.parse_pair(str(raw)))
+        return schedule.describe(schedule.parse_setting(str(raw).strip(), what="Negative prompt CLIP skip"))
+    except (ClipSkipValueError, ValueError) as error:
+        log.warning("CLIP skip: ignored the pasted %s: %s", key, error)
+        return ""
+
+
+PASTE_FIELD_NAMES = ["CLIP skip ext enabled", KEY, KEY_G, KEY_SCHEDULE, KEY_NEGATIVE]

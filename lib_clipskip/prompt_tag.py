@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from typing import Any
 
 from lib_clipskip import generation, schedule
@@ -92,6 +93,8 @@ def activate(p: Any, params_list: list[Any]) -> None:
         if panel is not None or generation.state_of(p) is not None:
             generation.set_request(p, panel if panel is not None else ClipSkipRequest())
         return
+    if panel is not None:  # the tag is the prompt's: the negative prompt keeps the panel's own value
+        request = replace(request, negative=panel.negative, negative_schedule=panel.negative_schedule)
     generation.set_request(p, request)
     state = generation.state_of(p)
     if state is not None:

@@ -33,28 +33,47 @@ class CellValues:
     clip_l: float | None = None  # [CLIP skip] SDXL CLIP-L
     clip_g: float | None = None  # [CLIP skip] SDXL OpenCLIP-G
     host_option: int | None = None  # the host's own "Clip skip" axis, in the host's numbering
+    schedule: str | None = None  # [CLIP skip] schedule: a text ``schedule.parse_pair`` reads
+    negative: str | None = None  # [CLIP skip] negative prompt: a value or schedule text
 
     @property
     def ours(self) -> bool:
-        return any(v is not None for v in (self.value, self.clip_l, self.clip_g))
+        return any(v is not None for v in (self.value, self.clip_l, self.clip_g, self.schedule, self.negative))
 
     def request(self, base: ClipSkipRequest) -> ClipSkipRequest:
         """This cell's request over ``base`` (the panel's, parsed with the Settings defaults)."""
         if self.ours:
             request = base
+            # a cell's constant value replaces the panel's schedule of the encoders it sets
             if self.value is not None:
-                request = replace(request, clip_skip=self.value, clip_skip_g=self.value)
+                request = replace(request, clip_skip=self.value, clip_skip_g=self.value, schedule=None, schedule_g=None)
             if self.clip_l is not None:
                 # CLIP-L only: OpenCLIP-G keeps what it would have had, though clip_skip changes
                 g_value = request.value_for(Family.SDXL, CLIP_G_SDXL) if self.clip_g is None else self.clip_g
-                request = replace(request, clip_skip=self.clip_l, clip_skip_g=g_value)
+                request = replace(request, clip_skip=self.clip_l, clip_skip_g=g_value, schedule=None)
             if self.clip_g is not None:
-                request = replace(request, clip_skip_g=self.clip_g)
+                request = replace(request, clip_skip_g=self.clip_g, schedule_g=None)
+            request = self._over_steps(request)
             return replace(request, enabled=True, source=SOURCE_XYZ, follow_host=False)
         if self.host_option is not None and base.enabled:
             # the panel is on, so ours would apply: the host axis's value wins, as the host means it
             return replace(base, source=SOURCE_XYZ, follow_host=True)
         return base  # the host's axis with the panel off: the host applies its own option
+
+    def _over_steps(self, request: ClipSkipRequest) -> ClipSkipRequest:
+        """The cell's schedule and negative value (texts the axis already checked) over ``request``."""
+        from lib_clipskip import schedule
+
+        if self.schedule is not None:
+            main, g_value = schedule.parse_pair(self.schedule)
+            (first, steps), (first_g, steps_g) = schedule.split(main), schedule.split(g_value)
+            request = replace(request, schedule=steps, schedule_g=steps_g,
+                              clip_skip=first if main is not None else request.clip_skip,
+                              clip_skip_g=first_g if g_value is not None else request.clip_skip_g)
+        if self.negative is not None:
+            first, steps = schedule.split(schedule.parse_setting(self.negative, what="Negative prompt CLIP skip"))
+            request = replace(request, negative=first, negative_schedule=steps)
+        return request
 
 
 def cell_of(p: Any) -> CellValues | None:

@@ -69,7 +69,11 @@ class Axis:
 AXIS_VALUE = Axis("[CLIP skip] value", "value", "CLIP skip")
 AXIS_CLIP_L = Axis("[CLIP skip] SDXL CLIP-L", "clip_l", "CLIP-L")
 AXIS_CLIP_G = Axis("[CLIP skip] SDXL OpenCLIP-G", "clip_g", "OpenCLIP-G")
-AXES = (AXIS_VALUE, AXIS_CLIP_L, AXIS_CLIP_G)
+#: text axes: each value a schedule (``3..1``, ``"3,2,2,1"``, ``l=3..2:g=2``) or a constant
+AXIS_SCHEDULE = Axis("[CLIP skip] schedule", "schedule", "schedule")
+AXIS_NEGATIVE = Axis("[CLIP skip] negative prompt", "negative", "negative")
+AXES = (AXIS_VALUE, AXIS_CLIP_L, AXIS_CLIP_G, AXIS_SCHEDULE, AXIS_NEGATIVE)
+TEXT_AXES = (AXIS_SCHEDULE, AXIS_NEGATIVE)
 
 # --- values ---------------------------------------------------------------------------------
 
@@ -134,6 +138,58 @@ def cell_value(raw: Any) -> float:
 def confirm(p: Any, values: list) -> None:
     for value in values:
         parse_value(value, what=AXIS_VALUE.label)
+
+
+def text_cell(axis: Axis, raw: Any) -> str:
+    """One text axis value, checked and written the way infotext writes it; raises ``ClipSkipValueError``."""
+    from lib_clipskip import schedule
+
+    text = str(raw).strip()
+    if axis is AXIS_SCHEDULE:
+        return schedule.pair_text(*schedule.parse_pair(text))
+    return schedule.describe(schedule.parse_setting(text, what="Negative prompt CLIP skip"))
+
+
+def parse_text_axis(text: Any, axis: Axis) -> list[str]:
+    """A text axis's cells, split as the host's text axes are (``csv``, quotes keep a list's commas:
+    ``3..1, 2, "3,2,2,1"``) or at ``|`` when the text has one (``3..1 | 3,2,2,1``)."""
+    import csv
+    import io
+
+    if isinstance(text, (list, tuple)):
+        items = [str(item) for item in text[:MAX_VALUES + 1]]
+    else:
+        raw = str(text if text is not None else "")
+        if len(raw) > MAX_TEXT:
+            raise ClipSkipValueError(f"{axis.label}: the values are {len(raw):,} characters long.")
+        items = raw.split("|") if "|" in raw else next(csv.reader(io.StringIO(raw.replace("\n", " ")),
+                                                                  skipinitialspace=True), [])
+    cells = [text_cell(axis, item) for item in items if item.strip()]
+    if not cells:
+        raise ClipSkipValueError(f"{axis.label} has no values; use schedules such as 3..1, 2, \"3,2,2,1\".")
+    if len(cells) > MAX_VALUES:
+        raise ClipSkipValueError(f"{axis.label}: more than {MAX_VALUES} values.")
+    return cells
+
+
+def make_text_option(module: Any, axis: Axis) -> Any:
+    def cell(raw: Any) -> str:
+        return text_cell(axis, raw)
+
+    def apply(p: Any, x: Any, xs: Any) -> None:
+        set_cell(p, **{axis.target: cell(x)})
+
+    def check(p: Any, values: list) -> None:
+        for value in values:
+            cell(value)
+
+    def label(p: Any, opt: Any, x: Any) -> str:
+        return f"{axis.short}: {x}"
+
+    if "prepare" in inspect.signature(module.AxisOption).parameters:
+        prepare = functools.partial(parse_text_axis, axis=axis)
+        return module.AxisOption(axis.label, cell, apply, format_value=label, confirm=check, prepare=prepare)
+    return module.AxisOption(axis.label, cell, apply, format_value=label, confirm=check)
 
 
 # --- one cell ---------------------------------------------------------------------------------
@@ -221,7 +277,8 @@ def register() -> bool:
         present = {getattr(option, "label", None) for option in module.axis_options}
         for axis in AXES:
             if axis.label not in present:
-                module.axis_options.append(make_option(module, axis))
+                make = make_text_option if axis in TEXT_AXES else make_option
+                module.axis_options.append(make(module, axis))
         wrap_run(module)
         wrap_host_axis(module)
         return True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-NAMES = ("enabled", "clip_skip", "clip_skip_g", "status")
+NAMES = ("enabled", "clip_skip", "clip_skip_g", "schedule", "negative", "status")
 
 
 def paste_updates(ui, text: str, tab: str = "txt2img") -> dict[str, Any]:
@@ -13,7 +13,7 @@ def paste_updates(ui, text: str, tab: str = "txt2img") -> dict[str, Any]:
 
     script = ui.script(tab)
     controls = dict(zip(NAMES, (script.panel.enabled, script.panel.clip_skip, script.panel.clip_skip_g,
-                                script.panel.status)))
+                                script.panel.schedule, script.panel.negative, script.panel.status)))
     func, outputs = infotext_utils.paste_function(ui.runners[tab].infotext_fields)
     updates = func(text)
     by_component = {id(c): u for c, u in zip(outputs, updates)}
@@ -22,7 +22,8 @@ def paste_updates(ui, text: str, tab: str = "txt2img") -> dict[str, Any]:
 
 def paste_values(ui, text: str, tab: str = "txt2img", current: dict | None = None) -> dict[str, Any]:
     """Our panel's values after pasting, starting from ``current`` (default: the UI defaults)."""
-    values = dict(current or {"enabled": False, "clip_skip": 0, "clip_skip_g": 0, "status": ""})
+    values = dict(current or {"enabled": False, "clip_skip": 0, "clip_skip_g": 0, "schedule": "", "negative": "",
+                              "status": ""})
     for name, update in paste_updates(ui, text, tab).items():
         if "value" in update:
             values[name] = update["value"]

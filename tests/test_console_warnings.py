@@ -41,3 +41,15 @@ def test_no_console_warnings_when_turned_off_or_disabled(webui, lora_folder, cap
     webui.shared.opts.clipskip_console_warnings = False
     webui.run(webui.txt2img("a cat <lora:anime:0.8>", enabled=True, clip_skip=1))
     assert "trained-clip-skip-mismatch" not in caplog.text
+
+
+def test_the_negative_prompts_embeddings_and_lora_tags_are_checked_too(webui, lora_folder, caplog):
+    webui.load("sd1")
+    embeddings = lora_folder.parent.parent / "embeddings"
+    compat_files.write_a1111_pt_embedding(embeddings / "badhands.pt", width=1024)  # an SD2 embedding
+    caplog.set_level(logging.WARNING, logger="sd-webui-clipskip")
+    webui.run(webui.txt2img("a cat", negative_prompt="badhands, blurry <lora:anime:1>", enabled=True, clip_skip=2,
+                            clip_skip_negative="1"))
+    text = caplog.text
+    assert "negative prompt: badhands [" in text and "an SD2 embedding" in text
+    assert "negative prompt: anime: a LoRA tag in the negative prompt is not applied" in text

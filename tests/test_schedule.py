@@ -162,3 +162,88 @@ def test_settings_and_options_stay_untouched_by_a_schedule(webui):
     before = dict(webui.shared.opts.data)
     run(webui, clip_skip=0, schedule="3..1", clip_skip_negative="2,1")
     assert webui.shared.opts.data == before
+
+
+# --- infotext and paste --------------------------------------------------------------------------
+
+
+def test_infotext_writes_the_schedule_and_the_negative_value_and_paste_restores_them(webui):
+    from paste_helpers import paste_values
+
+    webui.load("sd1")
+    p = webui.txt2img("a cat", steps=5, enabled=True, clip_skip=0, schedule="3,2,2,1", clip_skip_negative="2..1",
+                      negative_prompt="blurry")
+    processed = webui.run(p)
+    text = processed.infotexts[0]
+    assert 'CLIP skip ext schedule: "3,2,2,1"' in text and "CLIP skip ext negative: 2..1" in text
+    assert "CLIP skip ext: 3," in text  # the first step's value
+    values = paste_values(webui, text)
+    assert (values["enabled"], values["clip_skip"], values["schedule"], values["negative"]) == (True, 3, "3,2,2,1", "2..1")
+    again = webui.txt2img("a cat", steps=5, enabled=True, clip_skip=values["clip_skip"], schedule=values["schedule"],
+                          clip_skip_negative=values["negative"], negative_prompt="blurry")
+    assert webui.run(again).infotexts[0] == text
+    assert_same(steps_of(again) + steps_of(again, 1), steps_of(p) + steps_of(p, 1))
+    # an infotext of ours without a schedule clears the field; one without any CLIP skip key leaves it
+    plain = webui.run(webui.txt2img("a cat", enabled=True, clip_skip=2)).infotexts[0]
+    assert paste_values(webui, plain, current={**values})["schedule"] == ""
+    assert paste_values(webui, "a cat\nSteps: 5, Seed: 1", current={**values})["schedule"] == "3,2,2,1"
+
+
+def test_each_batch_writes_its_own_tag_schedule(webui):
+    webui.load("sd1")
+    # per-batch prompts, as Dynamic Prompts and wildcards make them
+    p = webui.txt2img(["a cat <clipskip:3..1>", "a cat"], steps=4, n_iter=2, enabled=True, clip_skip=2)
+    _grid, first, second = webui.run(p).infotexts
+    assert "CLIP skip ext: 3, CLIP skip ext schedule: 3..1" in first
+    assert "CLIP skip ext schedule" not in second and "CLIP skip ext: 2" in second
+
+
+@pytest.mark.parametrize("raw", ["3..x", "9" * 500, "1..2..3", "\u0000"])
+def test_a_bad_pasted_schedule_is_ignored_with_a_message(webui, raw, caplog):
+    from paste_helpers import paste_values
+
+    webui.load("sd1")
+    values = paste_values(webui, f"a cat\nSteps: 5, CLIP skip ext: 2, CLIP skip ext schedule: {raw}")
+    assert values["clip_skip"] == 2 and values["schedule"] == ""
+    assert "ignored the pasted CLIP skip ext schedule" in caplog.text
+
+
+def test_a_prompt_tag_keeps_the_panels_negative_value(webui):
+    webui.load("sd1")
+    kwargs = {"negative_prompt": "blurry", "steps": 3}
+    tagged = webui.txt2img("a cat <clipskip:3>", enabled=True, clip_skip=2, clip_skip_negative="1", **kwargs)
+    webui.run(tagged)
+    host_one, host_three = (host_run(webui, "a cat", host_skip=v, **kwargs) for v in (1, 3))
+    assert_same(steps_of(tagged, 1), steps_of(host_one, 1))
+    assert_same(steps_of(tagged), steps_of(host_three))
+
+
+# --- X/Y/Z ---------------------------------------------------------------------------------------
+
+
+def test_xyz_schedule_and_negative_axes_give_each_cell_the_single_generation(webui):
+    from lib_clipskip import xyz
+
+    webui.load("sd1")
+    assert {xyz.AXIS_SCHEDULE.label, xyz.AXIS_NEGATIVE.label} <= set(webui.axis_labels())
+    base = {"steps": 4, "negative_prompt": "blurry"}
+    p = webui.txt2img("a cat", enabled=True, clip_skip=2, **base)
+    processed = webui.xyz(p, x=(xyz.AXIS_SCHEDULE.label, '3..1, 2, "3,2,2,1"'), y=(xyz.AXIS_NEGATIVE.label, "1 | 2..1"),
+                          include_lone_images=True)
+    cells = [(s, n) for n in ("1", "2..1") for s in ("3..1", "2", "3,2,2,1")]
+    images = [float(image) for image in processed.images[1:]]
+    assert len(images) == 6 and len(set(images)) == 6
+    for (sched, negative), image in zip(cells, images):
+        single = webui.run(webui.txt2img("a cat", enabled=True, clip_skip=2, schedule=sched, clip_skip_negative=negative,
+                                         **base))
+        assert float(single.images[0]) == image, (sched, negative)
+    assert 'CLIP skip ext schedule: "3,2,2,1"' in processed.infotexts[3]
+
+
+@pytest.mark.parametrize("text", ["3..x", '"3,,1"', "|", "1..2..3, 2"])
+def test_bad_schedule_cells_stop_the_grid_with_a_sentence(text):
+    from lib_clipskip import xyz
+
+    with pytest.raises(ClipSkipValueError) as error:
+        xyz.parse_text_axis(text, xyz.AXIS_SCHEDULE)
+    assert 10 < len(str(error.value)) < 200
