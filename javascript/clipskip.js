@@ -1,6 +1,6 @@
 /* sd-webui-clipskip: only what gradio cannot do by itself.
  *
- * 1. Watch the prompt boxes (#txt2img_prompt / #img2img_prompt) and, after a pause in typing,
+ * 1. Watch the prompt boxes (#txt2img_prompt / #img2img_prompt, and the negative prompts) and, after a pause in typing,
  *    copy the text into the panel's hidden textbox (.clipskip-prompt-sink): one server call per
  *    pause, not per keystroke.  A slow poll catches programmatic changes (paste, styles).
  * 2. Refresh the panel (hidden .clipskip-refresh button) when the checkpoint option changes or
@@ -32,6 +32,20 @@ var clipskip = (function() {
         return root().querySelector("#" + tab + "_prompt textarea");
     }
 
+    /** Between the prompt and the negative prompt in the panel's hidden textbox (panel.NEGATIVE_MARK). */
+    var NEGATIVE_MARK = "\n\u2063negative prompt\u2063\n";
+
+    function negativeSource(tab) {
+        return root().querySelector("#" + tab + "_neg_prompt textarea");
+    }
+
+    /** The prompt, and the negative prompt when there is one: the panel lists the files of both. */
+    function promptText(tab) {
+        var negative = negativeSource(tab);
+        var text = source(tab).value;
+        return negative && negative.value.trim() ? text + NEGATIVE_MARK + negative.value : text;
+    }
+
     function sink(tab) {
         return root().querySelector(".clipskip-prompt-sink.clipskip-tab-" + tab + " textarea");
     }
@@ -59,12 +73,13 @@ var clipskip = (function() {
         if (!from || !to) {
             return false;
         }
-        if (!force && from.value === sent[tab]) {
+        var text = promptText(tab);
+        if (!force && text === sent[tab]) {
             return false;
         }
-        sent[tab] = from.value;
-        if (to.value !== from.value) {
-            setValue(to, from.value);
+        sent[tab] = text;
+        if (to.value !== text) {
+            setValue(to, text);
             return true;
         }
         return false;
@@ -164,8 +179,12 @@ var clipskip = (function() {
             return;
         }
         from.dataset.clipskipWatched = "1";
-        from.addEventListener("input", function() {
-            schedule(tab);
+        [from, negativeSource(tab)].forEach(function(box) {
+            if (box) {
+                box.addEventListener("input", function() {
+                    schedule(tab);
+                });
+            }
         });
         refresh(tab);
     }

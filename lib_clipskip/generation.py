@@ -299,7 +299,8 @@ def _conds_with_plan(p: Any, state: GenerationState, original: Any, args: tuple,
             state.record_plan(plan, iteration, negative_of=state.request if request is not state.request else None)
             if request.scheduled:
                 steps.prepare(state, loaded, request, result, lambda anchor: _encode_anchor(state, loaded, anchor, cache,
-                                                                                            scope, args, kwargs))
+                                                                                            scope, args, kwargs),
+                              model=state.adapter.current_model())
             return result
         # something between the encoder and the cache swallowed our failure: drop what it stored
         _forget(args, kwargs, state.active_key)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lib_clipskip import hosts, prompt_files
@@ -59,6 +59,8 @@ class View:
     clip_skip_maximum: int
     compat_family: str | None
     files: list[Any] = field(default_factory=list)  # (PromptReference, FileReport | None), prompt order
+    #: the same for the negative prompt, at the negative prompt's values
+    negative_files: list[Any] = field(default_factory=list)
     infos: list[str] = field(default_factory=list)  # plain remarks
     loading: bool = False  # no model yet, or the host is loading one: the browser asks again soon
 
@@ -71,9 +73,16 @@ class View:
         return main, self.value_of("clip_g")
 
 
+#: between the prompt and the negative prompt in the text ``javascript/clipskip.js`` sends
+NEGATIVE_MARK = "\n\u2063negative prompt\u2063\n"
+
+
 def view(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None, adapter: Any = None,
-         sd_model: Any = None, with_files: bool = True, name_wait: float = 0.0) -> View:
-    """What the panel shows; never reads the model's weights."""
+         sd_model: Any = None, with_files: bool = True, name_wait: float = 0.0, negative: Any = None) -> View:
+    """What the panel shows; never reads the model's weights.
+
+    ``prompt``: the prompt, optionally followed by ``NEGATIVE_MARK`` and the negative prompt;
+    ``negative``: the panel's negative-prompt value or schedule text (empty: the prompt's)."""
     from lib_clipskip import plan, prompt_tag, settings
 
     adapter = adapter or hosts.current()
@@ -82,13 +91,14 @@ def view(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None, ada
         sd_model = adapter.current_model()
     options = settings.current()
     info = adapter.inspect(sd_model).info
-    parsed = request_from_args([enabled, clip_skip, clip_skip_g], defaults=options.defaults)
+    prompt, _mark, negative_prompt = (prompt or "").partition(NEGATIVE_MARK)
+    parsed = request_from_args([enabled, clip_skip, clip_skip_g, "", negative or ""], defaults=options.defaults)
     notes = list(parsed.messages)
     request: ClipSkipRequest = parsed.request
     tag_request, messages = prompt_tag.request_in_prompt(prompt or "", options.defaults)
     notes += messages
-    if tag_request is not None:
-        request = tag_request
+    if tag_request is not None:  # the prompt's; the negative prompt keeps the panel's own value
+        request = replace(tag_request, negative=request.negative, negative_schedule=request.negative_schedule)
     if not options.enabled:
         notes.insert(0, "The extension is turned off in Settings (CLIP skip section): the host's own CLIP skip applies.")
         request = ClipSkipRequest(False, defaults=options.defaults)
@@ -139,6 +149,13 @@ def view(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None, ada
         clip_skip_value, clip_skip_g_value = result.compat_values
         result.files = prompt_files.reports(prompt or "", result.compat_family, clip_skip_value, clip_skip_g_value,
                                             shared, adapter, wait=name_wait)
+        if negative_prompt.strip():
+            negative_plan = plan.resolve(request.for_negative(), info).plan if request.enabled else None
+            values = {s.spec.name: (negative_plan.value_of(s.spec.name) if negative_plan is not None else None)
+                      or s.host_value for s in info.slots}
+            main = next((v for name, v in values.items() if name != "clip_g"), None)
+            result.negative_files = prompt_files.reports(negative_prompt, result.compat_family, main, values.get("clip_g"),
+                                                         shared, adapter, wait=name_wait)
     return result
 
 
@@ -179,13 +196,22 @@ def status_html(shown: View) -> str:
 
 
 def files_html(shown: View, slider_id: str = "", accordion_id: str = "") -> str:
-    if not shown.files:
+    if not shown.files and not shown.negative_files:
         return ('<div class="clipskip-files clipskip-files-empty">No LoRA or embedding in this prompt '
                 "(<code>&lt;lora:…&gt;</code> tags and embedding names are listed here).</div>")
     rows = []
     main_value, _ = shown.compat_values
-    for ref, report in shown.files:
+    negative_rows = [(ref, report, True) for ref, report in shown.negative_files]
+    for ref, report, in_negative in [(ref, report, False) for ref, report in shown.files] + negative_rows:
         name = e(ref.name)
+        if in_negative:
+            name += ' <span class="clipskip-dim clipskip-in-negative">negative prompt</span>'
+            if ref.kind == "lora":  # the hosts parse extra networks of the prompt only (processing.py)
+                rows.append(f'<tr class="clipskip-row clipskip-row-missing"><td class="clipskip-name">{name}</td>'
+                            f'<td>{e(ref.kind)}</td><td colspan="2">–</td><td><span class="clipskip-warning">'
+                            "not applied: the WebUI applies LoRA tags of the prompt only; here it stays text"
+                            "</span></td></tr>")
+                continue
         if getattr(ref, "note", None):  # e.g. other files with the same name, which the host does not use
             name += f'<div class="clipskip-dim clipskip-ref-note">{e(ref.note)}</div>'
         if report is None:
@@ -206,7 +232,7 @@ def files_html(shown: View, slider_id: str = "", accordion_id: str = "") -> str:
             for w in report.warnings)
         action = ""
         trained = report.trained_clip_skip
-        if (trained is not None and slider_id and shown.family in (Family.SD1, Family.SD2)
+        if (trained is not None and slider_id and not in_negative and shown.family in (Family.SD1, Family.SD2)
                 and report.family in (shown.compat_family, "unknown") and trained != main_value):
             action = (f'<button type="button" class="clipskip-apply" data-clipskip-slider="{e(slider_id)}" '
                       f'data-clipskip-accordion="{e(accordion_id)}" data-clipskip-value="{e(format_value(trained))}" '

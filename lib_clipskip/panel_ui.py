@@ -20,7 +20,7 @@ from typing import Any
 
 from lib_clipskip import hosts, prompt_files
 from lib_clipskip.hosts.base import webui_queue_lock
-from lib_clipskip.panel import AUTO_INFO, files_html, status_html, view
+from lib_clipskip.panel import AUTO_INFO, NEGATIVE_MARK, files_html, status_html, view
 from lib_clipskip.values import CLIP_G_SDXL, CLIP_L_SD1, Family
 
 log = logging.getLogger("sd-webui-clipskip")
@@ -123,12 +123,12 @@ def _networks_text(networks: list[str] | None) -> str:
 
 
 def refresh_outputs(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None,
-                    slider_id: str = "", accordion_id: str = "") -> tuple[str, str, dict, dict]:
+                    slider_id: str = "", accordion_id: str = "", negative: Any = None) -> tuple[str, str, dict, dict]:
     """(status HTML, files HTML, clip_skip update, clip_skip_g update) for one refresh. Never raises."""
     import gradio as gr
 
     try:
-        shown = view(enabled, clip_skip, clip_skip_g, prompt, name_wait=prompt_files.PANEL_NAME_WAIT)
+        shown = view(enabled, clip_skip, clip_skip_g, prompt, name_wait=prompt_files.PANEL_NAME_WAIT, negative=negative)
         return (status_html(shown), files_html(shown, slider_id, accordion_id),
                 gr.update(interactive=shown.clip_skip_interactive, maximum=shown.clip_skip_maximum),
                 gr.update(visible=shown.g_visible))
@@ -205,24 +205,25 @@ def build(elem_id: Callable[[str], str], input_accordion: Callable[..., Any], ti
 
     latest = RefreshTickets()
 
-    def on_refresh(enabled_value, clip_skip_value, clip_skip_g_value, prompt_value, request):
+    def on_refresh(enabled_value, clip_skip_value, clip_skip_g_value, prompt_value, negative_value, request):
         ticket = latest.take(request)
-        result = refresh_outputs(enabled_value, clip_skip_value, clip_skip_g_value, prompt_value, slider_id, accordion_id)
+        result = refresh_outputs(enabled_value, clip_skip_value, clip_skip_g_value, prompt_value, slider_id, accordion_id,
+                                 negative=negative_value)
         if not latest.is_newest(request, ticket):  # a later refresh of this page is under way or done: keep its answer
             return [gr.update() for _ in result]
         return result
 
     on_refresh.__annotations__["request"] = gr.Request  # gradio injects it by this (real, not postponed) annotation
 
-    inputs = [enabled, clip_skip, clip_skip_g, prompt]
+    inputs = [enabled, clip_skip, clip_skip_g, prompt, negative]
     outputs = [status, files, clip_skip, clip_skip_g]
     if int(gr.__version__.split(".")[0]) >= 4:  # one refresh at a time, in order: a stale answer never lands last
         ordering = {"queue": True, "concurrency_id": f"clipskip_panel_{tab}", "concurrency_limit": 1}
     else:  # gradio 3: straight to the server, never behind a generation in the queue
         ordering = {"queue": False}
-    for trigger in (enabled.change, clip_skip.change, clip_skip_g.change, prompt.change, refresh.click):
+    for trigger in (enabled.change, clip_skip.change, clip_skip_g.change, prompt.change, negative.change, refresh.click):
         trigger(fn=on_refresh, inputs=inputs, outputs=outputs, show_progress="hidden", **ordering)
-    explore_button.click(fn=explore_ui, inputs=inputs, outputs=[plot], show_progress="minimal")
+    explore_button.click(fn=explore_ui, inputs=inputs[:4], outputs=[plot], show_progress="minimal")
     return Panel(enabled, clip_skip, clip_skip_g, status, files=files, prompt=prompt, refresh=refresh,
                  explore=explore_button, plot=plot, schedule=schedule, negative=negative)
 
@@ -241,4 +242,4 @@ def keep_value_types(built: Panel) -> None:
 
 
 def explore_ui(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None) -> str:
-    return explore(enabled, clip_skip, clip_skip_g, prompt)
+    return explore(enabled, clip_skip, clip_skip_g, (prompt or "").partition(NEGATIVE_MARK)[0])

@@ -350,3 +350,21 @@ def test_lora_folders_are_the_ones_each_host_reads(webui, tmp_path):
     lora, embeddings, _roots = prompt_files.model_folders(webui.shared, current())
     expected = [opts.lora_dir] if webui.host == "forge" else [opts.lora_dir, opts.lyco_dir_backcompat]
     assert lora == expected and embeddings == [opts.embeddings_dir]
+
+
+def test_the_negative_prompts_files_are_listed_at_the_negative_value(webui, tmp_path):
+    webui.load("sd1")
+    lora = tmp_path / "Lora"
+    lora.mkdir()
+    webui.shared.cmd_opts.lora_dir = str(lora)
+    webui.shared.cmd_opts.embeddings_dir = str(tmp_path)
+    compat_files.write_kohya_lora(lora / "anime.safetensors", family="sd1", clip_skip=2)
+    compat_files.write_a1111_pt_embedding(tmp_path / "badhands.pt", width=1024)
+    text = "a cat <lora:anime:1>" + panel.NEGATIVE_MARK + "badhands, <lora:anime:1>"
+    shown = panel.view(True, 2, 0, text, negative="1", name_wait=5)
+    assert [ref.name for ref, _ in shown.files] == ["anime"]  # the prompt's LoRA at 2: trained at 2
+    assert "trained-clip-skip-mismatch" not in {w.code for w in shown.files[0][1].warnings}
+    assert sorted(ref.name for ref, _ in shown.negative_files) == ["anime", "badhands"]
+    html_text = panel.files_html(shown, "slider", "accordion")
+    assert html_text.count("negative prompt</span>") == 2 and "here it stays text" in html_text
+    assert "Use 2" not in html_text  # nothing to offer: the prompt already runs at 2

@@ -247,3 +247,14 @@ def test_bad_schedule_cells_stop_the_grid_with_a_sentence(text):
     with pytest.raises(ClipSkipValueError) as error:
         xyz.parse_text_axis(text, xyz.AXIS_SCHEDULE)
     assert 10 < len(str(error.value)) < 200
+
+
+def test_a_result_the_hosts_cache_hands_out_again_keeps_its_anchors(webui):
+    """The second batch of the same prompt hits the host's cond cache: no new encoder pass."""
+    webui.load("sd1")
+    counts = count_runs(webui)
+    p = webui.txt2img("a photo of a cat", steps=5, n_iter=3, enabled=True, clip_skip=0, schedule="3..1")
+    webui.run(p)
+    assert len(counts["clip_l"]) == 2 * 12  # batches 2 and 3: the host's cache and our anchors
+    ramp = steps_of(p)
+    assert all(torch.equal(a, b) for a, b in zip(ramp[:5], ramp[5:10]))  # every batch ramps the same
