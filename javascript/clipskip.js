@@ -6,6 +6,7 @@
  * 2. Refresh the panel (hidden .clipskip-refresh button) when the checkpoint option changes or
  *    the pointer comes back to the panel, so model-dependent controls follow the loaded model.
  * 3. "Use N" buttons of the compatibility list (.clipskip-apply) set the CLIP skip slider.
+ * 4. Values loaded from a checkpoint's memory turn the panel on (data-clipskip-panel in the status).
  *
  * The one global is `clipskip`; everything else lives in this closure.
  */
@@ -126,6 +127,20 @@ var clipskip = (function() {
         return true;
     }
 
+    /** Tick or untick the panel once when the status asks for it (values loaded from a checkpoint). */
+    function switchPanel(tab) {
+        var asked = root().querySelector(".clipskip-status.clipskip-tab-" + tab + " [data-clipskip-panel]");
+        if (!asked) {
+            return;
+        }
+        var want = asked.dataset.clipskipPanel === "on";
+        asked.removeAttribute("data-clipskip-panel");
+        var box = root().querySelector("#" + asked.dataset.clipskipAccordion + "-visible-checkbox");
+        if (box && box.checked !== want) {
+            box.click();
+        }
+    }
+
     function tabOf(element) {
         for (var i = 0; i < TABS.length; i++) {
             if (element.closest("[id^='script_" + TABS[i] + "_']")) {
@@ -202,6 +217,7 @@ var clipskip = (function() {
         setInterval(function() {
             TABS.forEach(function(tab) {
                 watch(tab);
+                switchPanel(tab);
                 var status = root().querySelector(".clipskip-status.clipskip-tab-" + tab);
                 if (status && source(tab) && !status.textContent.trim()) {
                     refresh(tab); // not filled yet: the first click came before gradio listened

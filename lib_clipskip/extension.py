@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from lib_clipskip import console, generation, grid, infotext, prompt_tag, settings
+from lib_clipskip import checkpoint_memory, console, generation, grid, infotext, prompt_tag, settings
 from lib_clipskip.hosts import current
 from lib_clipskip.hosts.base import HOST_OPTION_RANGE, usable_host_option
 from lib_clipskip.request import cell_of
@@ -21,13 +21,22 @@ TITLE = "CLIP skip"
 adapter = current
 
 
-def request_for(p: Any, script_args: Sequence[Any], defaults=None) -> ClipSkipRequest:
-    """This generation's request: the panel / API args (parsed once, here), under an X/Y/Z cell."""
-    parsed = request_from_args(list(script_args), defaults=defaults if defaults is not None else settings.current().defaults)
+def request_for(p: Any, script_args: Sequence[Any], defaults=None, remember: bool | None = None) -> ClipSkipRequest:
+    """This generation's request: the panel / API args (parsed once, here) — at "auto", or when
+    they are the values remembered for the generation's checkpoint, those — under an X/Y/Z cell."""
+    options = settings.current() if defaults is None or remember is None else None
+    defaults = defaults if defaults is not None else options.defaults
+    parsed = request_from_args(list(script_args), defaults=defaults)
     for message in parsed.messages:
         log.warning("CLIP skip: %s", message)
+    request = parsed.request
+    if (remember if remember is not None else options.remember_per_checkpoint) and request.enabled:
+        memory, problem = checkpoint_memory.load(adapter().checkpoint_file(p))
+        if problem:
+            log.warning("CLIP skip: %s", problem)
+        request = checkpoint_memory.resolve(request, list(script_args), memory, defaults)
     cell = cell_of(p)
-    return cell.request(parsed.request) if cell is not None else parsed.request
+    return cell.request(request) if cell is not None else request
 
 
 def before_process(p: Any, script_args: Sequence[Any]) -> None:
@@ -42,7 +51,7 @@ def before_process(p: Any, script_args: Sequence[Any]) -> None:
             if generation.chosen_by_spawner(p):  # e.g. ADetailer's own CLIP skip for its pass: it wins there
                 generation.detach(p)
                 return
-            request = request_for(p, script_args, options.defaults)
+            request = request_for(p, script_args, options.defaults, options.remember_per_checkpoint)
         state = generation.attach(p, request, adapter())
         grid.begin_cell(p, state)
         _remember(p, request, options)

@@ -45,7 +45,7 @@ HOST_KEY = "Clip skip"
 OUR_VALUE_KEYS = (KEY, KEY_L, KEY_G)
 WRITTEN_KEYS = (KEY, KEY_L, KEY_G, KEY_SCHEDULE, KEY_NEGATIVE, KEY_SOURCE, KEY_VERSION, KEY_FAILED)
 
-SOURCE_LABELS = {"prompt tag": "prompt tag", "tag": "prompt tag", "xyz": "xyz"}
+SOURCE_LABELS = {"prompt tag": "prompt tag", "tag": "prompt tag", "xyz": "xyz", "checkpoint": "checkpoint"}
 
 ENCODER_KEYS = {"clip_l": KEY_L, "clip_g": KEY_G}
 

@@ -27,7 +27,8 @@ from lib_clipskip.values import (
 log = logging.getLogger("sd-webui-clipskip")
 
 AUTO_INFO = "0 = auto: the Settings default for the loaded model"
-SOURCE_LABELS = {"panel": "panel", "prompt tag": "prompt tag", "settings": "Settings default", "api": "API"}
+SOURCE_LABELS = {"panel": "panel", "prompt tag": "prompt tag", "settings": "Settings default", "api": "API",
+                 "checkpoint": "checkpoint"}
 
 
 # --- what the panel shows ---------------------------------------------------------------------
@@ -63,6 +64,13 @@ class View:
     negative_files: list[Any] = field(default_factory=list)
     infos: list[str] = field(default_factory=list)  # plain remarks
     loading: bool = False  # no model yet, or the host is loading one: the browser asks again soon
+    checkpoint_file: str | None = None  # the selected checkpoint (``checkpoint_memory``)
+    memory: Any = None  # ``checkpoint_memory.Memory`` remembered for it
+    memory_used: bool = True  # Settings: load / use the remembered values
+    suggestion: tuple[float, str] | None = None  # what the checkpoint's creator recorded, and where
+    #: turn the panel on / off once (values loaded from, or given back after, a checkpoint): done by
+    #: javascript/clipskip.js, since an update of the InputAccordion would rebuild it outside its Blocks
+    panel_switch: bool | None = None
 
     def value_of(self, name: str) -> float | None:
         return next((line.value for line in self.lines if line.name == name), None)
@@ -78,12 +86,13 @@ NEGATIVE_MARK = "\n\u2063negative prompt\u2063\n"
 
 
 def view(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None, adapter: Any = None,
-         sd_model: Any = None, with_files: bool = True, name_wait: float = 0.0, negative: Any = None) -> View:
+         sd_model: Any = None, with_files: bool = True, name_wait: float = 0.0,
+         schedule: Any = "", negative: Any = "") -> View:
     """What the panel shows; never reads the model's weights.
 
     ``prompt``: the prompt, optionally followed by ``NEGATIVE_MARK`` and the negative prompt;
-    ``negative``: the panel's negative-prompt value or schedule text (empty: the prompt's)."""
-    from lib_clipskip import plan, prompt_tag, settings
+    ``schedule`` / ``negative``: the panel's "over the steps" and negative-prompt texts (empty: none)."""
+    from lib_clipskip import checkpoint_memory, plan, prompt_tag, settings
 
     adapter = adapter or hosts.current()
     shared = adapter.shared()
@@ -92,9 +101,16 @@ def view(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None, ada
     options = settings.current()
     info = adapter.inspect(sd_model).info
     prompt, _mark, negative_prompt = (prompt or "").partition(NEGATIVE_MARK)
-    parsed = request_from_args([enabled, clip_skip, clip_skip_g, "", negative or ""], defaults=options.defaults)
+    parsed = request_from_args([enabled, clip_skip, clip_skip_g, schedule or "", negative or ""], defaults=options.defaults)
     notes = list(parsed.messages)
     request: ClipSkipRequest = parsed.request
+    checkpoint_file = adapter.checkpoint_file() if sd_model is not None else None
+    memory, problem = checkpoint_memory.load(checkpoint_file)
+    if problem:
+        notes.append(problem)
+    if options.remember_per_checkpoint:
+        request = checkpoint_memory.resolve(request, [enabled, clip_skip, clip_skip_g, schedule, negative], memory,
+                                            options.defaults)
     tag_request, messages = prompt_tag.request_in_prompt(prompt or "", options.defaults)
     notes += messages
     if tag_request is not None:  # the prompt's; the negative prompt keeps the panel's own value
@@ -144,6 +160,10 @@ def view(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None, ada
         compat_family=prompt_files.COMPAT_FAMILIES.get(info.family) or (type(sd_model).__name__ if sd_model is not None else None),
         infos=infos,
         loading=info.loading or sd_model is None,
+        checkpoint_file=checkpoint_file,
+        memory=memory,
+        memory_used=options.remember_per_checkpoint,
+        suggestion=checkpoint_memory.creator_value(checkpoint_file, info.family),
     )
     if with_files:
         clip_skip_value, clip_skip_g_value = result.compat_values
@@ -170,8 +190,35 @@ def _source(line: EncoderLine) -> str:
     return SOURCE_LABELS.get(line.source, line.source)
 
 
-def status_html(shown: View) -> str:
-    parts = ['<div class="clipskip-summary" data-clipskip-loading="1">' if shown.loading else '<div class="clipskip-summary">']
+def _checkpoint_lines(shown: View, slider_id: str, accordion_id: str) -> list[str]:
+    """The remembered values of the selected checkpoint, and what its creator recorded ("Use N")."""
+    import os
+
+    lines = []
+    if shown.memory is not None and not shown.memory.empty:
+        where = os.path.basename(os.path.splitext(shown.checkpoint_file or "")[0] + ".json")
+        off = "" if shown.memory_used else " (not used: turned off in Settings)"
+        lines.append(f'<div class="clipskip-line clipskip-checkpoint"><span class="clipskip-key">Checkpoint</span> '
+                     f'remembered {e(shown.memory.describe())} <span class="clipskip-dim">in {e(where)}</span>{e(off)}</div>')
+    if shown.suggestion is not None:
+        value, detail = shown.suggestion
+        main_value, _ = shown.compat_values
+        button = ""
+        if slider_id and value != main_value:
+            button = (f' <button type="button" class="clipskip-apply clipskip-use-creator" data-clipskip-slider="{e(slider_id)}" '
+                      f'data-clipskip-accordion="{e(accordion_id)}" data-clipskip-value="{e(format_value(value))}" '
+                      f'title="Set the CLIP skip slider to the value the checkpoint\'s creator recorded">Use</button>')
+        lines.append(f'<div class="clipskip-line clipskip-creator">The creator recorded Clip skip <b>{e(format_value(value))}</b> '
+                     f'<span class="clipskip-dim">({e(detail)})</span>{button}</div>')
+    return lines
+
+
+def status_html(shown: View, slider_id: str = "", accordion_id: str = "") -> str:
+    switch = ""
+    if shown.panel_switch is not None and accordion_id:
+        switch = f' data-clipskip-panel="{"on" if shown.panel_switch else "off"}" data-clipskip-accordion="{e(accordion_id)}"'
+    parts = [f'<div class="clipskip-summary"{switch} data-clipskip-loading="1">' if shown.loading
+             else f'<div class="clipskip-summary"{switch}>']
     if shown.lines:
         values = " · ".join(
             f'<span class="clipskip-value" data-clipskip-encoder="{e(line.name)}">'
@@ -187,6 +234,7 @@ def status_html(shown: View) -> str:
     host = e(HOST_LABELS.get(shown.host, shown.host))
     parts.append(f'<div class="clipskip-line clipskip-model"><span class="clipskip-key">Model</span> {model}'
                  f'{" · " + depths if depths else ""} · {host}</div>')
+    parts += _checkpoint_lines(shown, slider_id, accordion_id)
     for note in shown.notes:
         parts.append(f'<div class="clipskip-line clipskip-note">{e(note)}</div>')
     for remark in shown.infos:

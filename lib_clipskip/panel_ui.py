@@ -41,6 +41,8 @@ class Panel:
     plot: Any = None
     schedule: Any = None  # "over the steps": a schedule text (``lib_clipskip.schedule``), empty = constant
     negative: Any = None  # the negative prompt's own value or schedule, empty = the prompt's
+    remember: Any = None  # "Remember for this checkpoint" (``checkpoint_memory``)
+    seen: Any = None  # gr.State: the page's last checkpoint and what was loaded from it
 
     @property
     def inputs(self) -> list[Any]:
@@ -123,19 +125,65 @@ def _networks_text(networks: list[str] | None) -> str:
 
 
 def refresh_outputs(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None,
-                    slider_id: str = "", accordion_id: str = "", negative: Any = None) -> tuple[str, str, dict, dict]:
+                    slider_id: str = "", accordion_id: str = "", schedule: Any = "", negative: Any = "",
+                    messages: tuple[str, ...] = (), panel_switch: bool | None = None) -> tuple[str, str, dict, dict]:
     """(status HTML, files HTML, clip_skip update, clip_skip_g update) for one refresh. Never raises."""
     import gradio as gr
 
     try:
-        shown = view(enabled, clip_skip, clip_skip_g, prompt, name_wait=prompt_files.PANEL_NAME_WAIT, negative=negative)
-        return (status_html(shown), files_html(shown, slider_id, accordion_id),
+        shown = view(enabled, clip_skip, clip_skip_g, prompt, name_wait=prompt_files.PANEL_NAME_WAIT,
+                     schedule=schedule, negative=negative)
+        shown.infos[:0] = list(messages)
+        shown.panel_switch = panel_switch
+        return (status_html(shown, slider_id, accordion_id), files_html(shown, slider_id, accordion_id),
                 gr.update(interactive=shown.clip_skip_interactive, maximum=shown.clip_skip_maximum),
                 gr.update(visible=shown.g_visible))
     except Exception as error:
         log.exception("CLIP skip: could not update the panel")
         return (_message(f"The panel could not update: {type(error).__name__}: {error}", "error"), "",
                 gr.update(), gr.update())
+
+
+def panel_values(enabled: Any, clip_skip: Any, clip_skip_g: Any, schedule: Any, negative: Any) -> tuple:
+    """The panel's values, normalised the way ``checkpoint_memory.on_checkpoint`` compares them."""
+    def number(raw: Any) -> float:
+        try:
+            return float(raw or 0)
+        except (TypeError, ValueError):
+            return -1.0
+
+    return bool(enabled), number(clip_skip), number(clip_skip_g), str(schedule or "").strip(), str(negative or "").strip()
+
+
+def follow_checkpoint(seen: Any, current: tuple, adapter: Any = None) -> tuple[Any, tuple | None]:
+    """On a refresh: (the page's new state, values to load) when the selected checkpoint changed
+    since this page's last refresh and it has remembered values (Settings toggle on). Never raises."""
+    from lib_clipskip import checkpoint_memory, settings
+
+    try:
+        adapter = adapter or hosts.current()
+        checkpoint = adapter.checkpoint_file() if adapter.current_model() is not None else None
+        memory, _ = checkpoint_memory.load(checkpoint)
+        options = settings.current()
+        return checkpoint_memory.on_checkpoint(seen, checkpoint, memory, current,
+                                               options.enabled and options.remember_per_checkpoint)
+    except Exception:
+        log.exception("CLIP skip: could not read the values remembered for this checkpoint")
+        return seen, None
+
+
+def remember_now(current: tuple, adapter: Any = None) -> str:
+    """The panel's "Remember for this checkpoint": store ``current`` (``panel_values``); the message."""
+    from lib_clipskip import checkpoint_memory
+
+    try:
+        adapter = adapter or hosts.current()
+        checkpoint = adapter.checkpoint_file() if adapter.current_model() is not None else None
+        return checkpoint_memory.remember(checkpoint, dict(zip(("clip_skip", "clip_skip_g", "schedule", "clip_skip_negative"),
+                                                               current[1:])))[1]
+    except Exception as error:
+        log.exception("CLIP skip: could not remember the values for this checkpoint")
+        return f"Not remembered: {type(error).__name__}: {error}"
 
 
 class RefreshTickets:
@@ -200,32 +248,58 @@ def build(elem_id: Callable[[str], str], input_accordion: Callable[..., Any], ti
                             elem_classes=["clipskip-hidden", "clipskip-prompt-sink", tab_class])
         refresh = gr.Button("CLIP skip refresh", elem_id=elem_id("refresh"),
                             elem_classes=["clipskip-hidden", "clipskip-refresh", tab_class])
+        remember = gr.Button("Remember for this checkpoint", size="sm", elem_id=elem_id("remember"),
+                             elem_classes=["clipskip-remember", tab_class])
+        seen = gr.State(None)  # this page's last checkpoint and what was loaded from it (follow_checkpoint)
 
     slider_id, accordion_id = elem_id("clip_skip"), elem_id("enabled")
 
     latest = RefreshTickets()
 
-    def on_refresh(enabled_value, clip_skip_value, clip_skip_g_value, prompt_value, negative_value, request):
+    def on_refresh(enabled_value, clip_skip_value, clip_skip_g_value, prompt_value, schedule_value, negative_value,
+                   seen_value, request):
         ticket = latest.take(request)
-        result = refresh_outputs(enabled_value, clip_skip_value, clip_skip_g_value, prompt_value, slider_id, accordion_id,
-                                 negative=negative_value)
+        current = panel_values(enabled_value, clip_skip_value, clip_skip_g_value, schedule_value, negative_value)
+        seen_before = seen_value
+        seen_value, loaded = follow_checkpoint(seen_value, current)
+        values = loaded or current
+        switch = loaded[0] if loaded is not None and loaded[0] != current[0] else None
+        result = refresh_outputs(*values[:3], prompt_value, slider_id, accordion_id, *values[3:], panel_switch=switch)
         if not latest.is_newest(request, ticket):  # a later refresh of this page is under way or done: keep its answer
-            return [gr.update() for _ in result]
-        return result
+            return [*(gr.update() for _ in range(6)), seen_before]
+        if loaded is None:
+            return [*result, gr.update(), gr.update(), seen_value]
+        status, files, clip_skip_update, clip_skip_g_update = result
+        return [status, files, {**clip_skip_update, "value": values[1]}, {**clip_skip_g_update, "value": values[2]},
+                gr.update(value=values[3]), gr.update(value=values[4]), seen_value]
 
     on_refresh.__annotations__["request"] = gr.Request  # gradio injects it by this (real, not postponed) annotation
 
-    inputs = [enabled, clip_skip, clip_skip_g, prompt, negative]
-    outputs = [status, files, clip_skip, clip_skip_g]
+    def on_remember(enabled_value, clip_skip_value, clip_skip_g_value, prompt_value, schedule_value, negative_value,
+                    seen_value):
+        current = panel_values(enabled_value, clip_skip_value, clip_skip_g_value, schedule_value, negative_value)
+        message = remember_now(current)
+        if isinstance(seen_value, dict) and message.startswith("Remembered"):
+            seen_value = {**seen_value, "loaded": current}  # these are now the checkpoint's values
+        status = refresh_outputs(*current[:3], prompt_value, slider_id, accordion_id, *current[3:], messages=(message,))[0]
+        return status, seen_value
+
+    inputs = [enabled, clip_skip, clip_skip_g, prompt]
+    all_values = [enabled, clip_skip, clip_skip_g, prompt, schedule, negative, seen]
+    # not ``enabled``: gradio 4 rebuilds an updated component by its class, and the hosts'
+    # InputAccordion registers an event in __init__ (Forge ``ui_components.py:130``); the status
+    # HTML asks javascript/clipskip.js to tick the accordion instead (``View.panel_switch``)
+    outputs = [status, files, clip_skip, clip_skip_g, schedule, negative, seen]
     if int(gr.__version__.split(".")[0]) >= 4:  # one refresh at a time, in order: a stale answer never lands last
         ordering = {"queue": True, "concurrency_id": f"clipskip_panel_{tab}", "concurrency_limit": 1}
     else:  # gradio 3: straight to the server, never behind a generation in the queue
         ordering = {"queue": False}
     for trigger in (enabled.change, clip_skip.change, clip_skip_g.change, prompt.change, negative.change, refresh.click):
-        trigger(fn=on_refresh, inputs=inputs, outputs=outputs, show_progress="hidden", **ordering)
-    explore_button.click(fn=explore_ui, inputs=inputs[:4], outputs=[plot], show_progress="minimal")
+        trigger(fn=on_refresh, inputs=all_values, outputs=outputs, show_progress="hidden", **ordering)
+    remember.click(fn=on_remember, inputs=all_values, outputs=[status, seen], show_progress="hidden", **ordering)
+    explore_button.click(fn=explore_ui, inputs=inputs, outputs=[plot], show_progress="minimal")
     return Panel(enabled, clip_skip, clip_skip_g, status, files=files, prompt=prompt, refresh=refresh,
-                 explore=explore_button, plot=plot, schedule=schedule, negative=negative)
+                 explore=explore_button, plot=plot, schedule=schedule, negative=negative, remember=remember, seen=seen)
 
 
 def keep_value_types(built: Panel) -> None:

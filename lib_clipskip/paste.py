@@ -229,6 +229,8 @@ def _read(params: Any, family: Family | None) -> Pasted:
         result.messages.append("These values came from a <clipskip:…> tag; the tag in the prompt still decides.")
     elif source == "xyz":
         result.messages.append("These values came from an X/Y/Z plot cell.")
+    elif source == "checkpoint":
+        result.messages.append("These values were remembered for the checkpoint the image was made with.")
     return result
 
 

@@ -4,9 +4,11 @@
    the host's numbering: every encoder takes what the host does at that option, which
    ``process_images`` has set for the cell);
 2. a ``<clipskip:…>`` tag in the prompt (``prompt_tag``, per batch);
-3. the panel / the API's script args;
-4. the Settings defaults (a panel value of 0 = auto);
-5. the host's own behaviour (nothing of ours is installed).
+3. the panel / the API's script args (source ``checkpoint`` while they are the values
+   remembered for the generation's checkpoint: ``checkpoint_memory.resolve``);
+4. the values remembered for the checkpoint, in place of 0 = auto (Settings toggle on);
+5. the Settings defaults (a panel value of 0 = auto);
+6. the host's own behaviour (nothing of ours is installed).
 
 An X/Y/Z cell's axes only record *what they set* (``CellValues`` on the cell's ``p``, a shallow
 copy per cell); the request is built once, in ``before_process``, from the panel's parsed args

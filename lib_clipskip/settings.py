@@ -54,6 +54,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("clipskip_console_warnings", True, "Show compatibility warnings in the console at generation"),
     Option("clipskip_write_infotext", True, "Write the extension's values to infotext",
            "\"CLIP skip ext\" keys; the host's own \"Clip skip\" is kept truthful either way"),
+    Option("clipskip_remember_per_checkpoint", True, "Use the values remembered for the selected checkpoint",
+           "the panel's \"Remember for this checkpoint\" stores them in <checkpoint>.json; loaded into the panel "
+           "when that checkpoint is selected, and used by the panel or API at 0 = auto"),
 )
 BY_KEY = {option.key: option for option in OPTIONS}
 SLIDER_STEP = 0.05
@@ -138,6 +141,7 @@ class Settings:
     defaults: tuple[tuple[Family, str, float], ...]
     console_warnings: bool
     write_infotext: bool
+    remember_per_checkpoint: bool = True
 
 
 def current(opts: Any = None) -> Settings:
@@ -154,5 +158,6 @@ def current(opts: Any = None) -> Settings:
         defaults=default_values(overrides),
         console_warnings=read("clipskip_console_warnings", opts),
         write_infotext=read("clipskip_write_infotext", opts),
+        remember_per_checkpoint=read("clipskip_remember_per_checkpoint", opts),
     )
 

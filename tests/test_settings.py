@@ -21,6 +21,7 @@ EXPECTED = {
     "clipskip_default_sdxl_g": 2.0,
     "clipskip_console_warnings": True,
     "clipskip_write_infotext": True,
+    "clipskip_remember_per_checkpoint": True,
 }
 
 

@@ -82,9 +82,32 @@ class WebUI:
         self.callbacks.app_started_callback(None if self.api_only else self.demo, None)  # webui.py:119 / :38
 
     # --- models ---------------------------------------------------------------------------
-    def load(self, family: str, real: bool = False, seed: int = 0, name: str | None = None):
-        self.shared.sd_model = webui_models.build_model(self.host, family, real=real, seed=seed, name=name)
-        return self.shared.sd_model
+    def load(self, family: str, real: bool = False, seed: int = 0, name: str | None = None, checkpoint=None):
+        """Load a model; ``checkpoint`` (a path) gives it the ``CheckpointInfo`` of that file, as
+        selecting it in the host does (both hosts: ``sd_model.sd_checkpoint_info``; Forge also records
+        the selection in ``model_data.forge_loading_parameters``)."""
+        model = webui_models.build_model(self.host, family, real=real, seed=seed, name=name)
+        if checkpoint is not None:
+            model.sd_checkpoint_info = self.checkpoint_info(checkpoint)
+        self.shared.sd_model = model
+        if self.host == "forge":
+            self.select(model.sd_checkpoint_info)
+        return model
+
+    def checkpoint_info(self, path):
+        """``sd_models.CheckpointInfo(filename)`` registered as ``list_models`` does."""
+        sd_models = importlib.import_module("modules.sd_models")
+        info = sd_models.CheckpointInfo(str(path))
+        info.register()
+        return info
+
+    def select(self, checkpoint):
+        """Forge's checkpoint dropdown: ``refresh_model_loading_parameters`` records the selection;
+        the model loads at the next generation (``modules_forge/main_entry.py:220-239``)."""
+        info = checkpoint if not isinstance(checkpoint, (str, Path)) else self.checkpoint_info(checkpoint)
+        importlib.import_module("modules.sd_models").model_data.forge_loading_parameters = {
+            "checkpoint_info": info, "additional_modules": [], "unet_storage_dtype": None}
+        return info
 
     def add_embedding(self, name: str, vectors):
         """A textual inversion registered the way each host's database does after reading its file

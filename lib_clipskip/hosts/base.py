@@ -121,6 +121,13 @@ def webui_prompt_parser() -> Any:
     return prompt_parser
 
 
+def webui_sd_models() -> Any:
+    """``modules.sd_models``: the checkpoint list (``checkpoint_aliases``) and, in Forge, the selection."""
+    from modules import sd_models
+
+    return sd_models
+
+
 def webui_queue_lock() -> Any:
     """The WebUI's generation lock (``modules.call_queue.queue_lock``), or None without one."""
     try:
@@ -138,6 +145,31 @@ class HostAdapter:
 
     def current_model(self) -> Any:
         return self.shared().sd_model
+
+    def checkpoint_file(self, p: Any = None) -> str | None:
+        """The file of the checkpoint a generation (``p``) or the panel is for, or None.
+
+        A ``sd_model_checkpoint`` in ``p.override_settings`` (the API) is looked up as
+        ``process_images`` does (A1111 v1.10.1 ``processing.py:828``, Forge dfdcbab6 ``:825``:
+        ``sd_models.checkpoint_aliases.get(name)``): our ``before_process`` runs before the host
+        loads it.  Otherwise the selected checkpoint (``selected_checkpoint``)."""
+        overrides = getattr(p, "override_settings", None)
+        name = overrides.get("sd_model_checkpoint") if isinstance(overrides, dict) else None
+        info = None
+        if isinstance(name, str) and name:
+            try:
+                info = webui_sd_models().checkpoint_aliases.get(name)
+            except Exception:
+                info = None
+        if info is None:
+            info = self.selected_checkpoint()
+        filename = getattr(info, "filename", None)
+        return filename if isinstance(filename, str) and filename else None
+
+    def selected_checkpoint(self) -> Any:
+        """A1111 loads a checkpoint as soon as it is selected: the loaded model's
+        ``sd_checkpoint_info`` (``sd_models.py:529``, a ``CheckpointInfo`` with ``filename``)."""
+        return getattr(self.current_model(), "sd_checkpoint_info", None)
 
     def inspect(self, sd_model: Any, host_option: int | None = None) -> LoadedModel:
         """What is loaded and what the host does by itself (``host_value``, our numbering) — at

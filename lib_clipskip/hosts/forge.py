@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from lib_clipskip.hosts.base import EncoderHandle, HostAdapter, LoadedModel, host_skip_option, loaded_depth, transformers_handle
+from lib_clipskip.hosts.base import (
+    EncoderHandle,
+    HostAdapter,
+    LoadedModel,
+    host_skip_option,
+    loaded_depth,
+    transformers_handle,
+    webui_sd_models,
+)
 from lib_clipskip.plan import EncoderSlot, ModelInfo
 from lib_clipskip.values import CLIP_G_SDXL, CLIP_H_SD2, CLIP_L_SD1, CLIP_L_SDXL, EncoderSpec, Family
 
@@ -53,6 +61,19 @@ class ForgeAdapter(HostAdapter):
         slots = tuple(handle.slot for handle in handles.values())
         return LoadedModel(ModelInfo(family, self.name, slots), handles)
 
+
+    def selected_checkpoint(self) -> Any:
+        """Forge loads a selected checkpoint only at the next generation: the selection is
+        ``sd_models.model_data.forge_loading_parameters['checkpoint_info']``, set by
+        ``modules_forge/main_entry.py:229`` ``refresh_model_loading_parameters`` and read by
+        ``sd_models.py:491`` ``forge_model_reload``; the loaded model's ``sd_checkpoint_info``
+        (``sd_models.py:509``) until something is selected."""
+        try:
+            parameters = webui_sd_models().model_data.forge_loading_parameters
+            info = parameters.get("checkpoint_info") if isinstance(parameters, dict) else None
+        except Exception:
+            info = None
+        return info if info is not None else super().selected_checkpoint()
 
     def reproducing_option(self, family: Family, values: list[float]) -> int | None:
         """Forge moves every encoder with its option (``classic_engine.py:135``): SD1 N; SD2 N − 1 (it

@@ -198,3 +198,49 @@ def keep_for_docs(path: Path, name: str, gradio_major: int) -> Path:
         DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS_IMAGES / name)
     return kept
+
+
+def test_values_remembered_per_checkpoint_in_the_browser(browser, serve, host_webui, injected_head, tmp_path):
+    """Remember on one checkpoint, switch away (the panel gets its values back) and back (they load,
+    the accordion opens), and a fresh page (a restart) loads them too; the creator's "Use"."""
+    import json
+
+    import compat_files
+    import numpy as np
+
+    from lib_clipskip.checkpoint_memory import KEY
+
+    ui = host_webui
+    folder = tmp_path / "Stable-diffusion"
+    anime = compat_files.write_safetensors(folder / "anime.safetensors", {"w": np.zeros((2,), np.float32)},
+                                           {"ss_clip_skip": "2"})
+    photo = compat_files.write_safetensors(folder / "photo.safetensors", {"w": np.zeros((2,), np.float32)})
+    ui.load("sd1", checkpoint=photo)
+    url = serve(build_app(ui))
+    browser.open(url)
+    browser.wait_until(lambda: "Model" in js(browser, f"return document.getElementById('{STATUS}').textContent"),
+                       message="the panel never refreshed after the UI loaded")
+    browser.open_accordion(ACCORDION)
+    browser.set_slider(SLIDER, 3)
+    browser.wait_for_text(STATUS, "CLIP ViT-L 3 panel")
+    browser.click("script_txt2img_clip_skip_remember")
+    browser.wait_for_text(STATUS, "Remembered for this checkpoint in photo.json")
+    assert json.loads((folder / "photo.json").read_text())[KEY]["clip_skip"] == 3
+
+    # another checkpoint: nothing remembered, the creator's value is offered
+    ui.load("sd1", checkpoint=anime)
+    js(browser, "clipskip.refresh('txt2img')")
+    browser.wait_for_text(STATUS, "The creator recorded Clip skip 2")
+    browser.click(STATUS, ".clipskip-use-creator")
+    browser.wait_until(lambda: browser.value(SLIDER) == "2", message="Use did not set the slider")
+
+    # back: the remembered values load, the source says so; a fresh page (restart) loads them too
+    ui.load("sd1", checkpoint=photo)
+    js(browser, "clipskip.refresh('txt2img')")
+    browser.wait_until(lambda: browser.value(SLIDER) == "3", message="the remembered value did not load")
+    browser.wait_for_text(STATUS, "CLIP ViT-L 3 checkpoint")
+    browser.open(url)
+    browser.wait_until(lambda: browser.value(SLIDER) == "3", timeout=30, message="not loaded on a fresh page")
+    browser.wait_until(lambda: js(browser, f"return document.getElementById('{ACCORDION}-visible-checkbox').checked"),
+                       message="loading did not turn the panel on")
+    browser.wait_for_text(STATUS, "remembered CLIP skip 3")
