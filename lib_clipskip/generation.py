@@ -300,7 +300,7 @@ def _conds_with_plan(p: Any, state: GenerationState, original: Any, args: tuple,
             if request.scheduled:
                 steps.prepare(state, loaded, request, result, lambda anchor: _encode_anchor(state, loaded, anchor, cache,
                                                                                             scope, args, kwargs),
-                              model=state.adapter.current_model())
+                              model=state.adapter.current_model(), result_plan=plan)
             return result
         # something between the encoder and the cache swallowed our failure: drop what it stored
         _forget(args, kwargs, state.active_key)

@@ -78,8 +78,11 @@ _RECENT_LIMIT = 8
 _recent_lock = threading.Lock()
 
 
-def prepare(state: Any, loaded: Any, request: ClipSkipRequest, result: Any, encode_anchor: Any, model: Any = None) -> None:
+def prepare(state: Any, loaded: Any, request: ClipSkipRequest, result: Any, encode_anchor: Any, model: Any = None,
+            result_plan: Any = None) -> None:
     """Compute the anchors of one conditioning result; ``encode_anchor(plan)`` calls the host's function.
+
+    ``result_plan``: the plan ``result`` itself was made with (the first step's): that anchor is ``result``.
 
     On any failure the schedule is dropped for this result (one message): the first step's value stays.
     """
@@ -99,7 +102,8 @@ def prepare(state: Any, loaded: Any, request: ClipSkipRequest, result: Any, enco
             plan = resolve(anchor_request(request, values), loaded.info).plan
             if plan is None:
                 raise ValueError(f"no plan for {values}")
-            entry.anchors[key] = encode_anchor(plan)
+            same = result_plan is not None and plan.cache_key() == result_plan.cache_key()
+            entry.anchors[key] = result if same else encode_anchor(plan)
     except Exception as error:
         log.exception("CLIP skip: could not prepare the conditionings over the steps")
         state.note(f"the schedule over the steps could not be prepared ({type(error).__name__}); "

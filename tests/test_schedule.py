@@ -258,3 +258,16 @@ def test_a_result_the_hosts_cache_hands_out_again_keeps_its_anchors(webui):
     assert len(counts["clip_l"]) == 2 * 12  # batches 2 and 3: the host's cache and our anchors
     ramp = steps_of(p)
     assert all(torch.equal(a, b) for a, b in zip(ramp[:5], ramp[5:10]))  # every batch ramps the same
+
+
+def test_the_first_steps_anchor_is_the_hosts_result_itself(webui, monkeypatch):
+    """A 3..1 ramp needs the host's conditioning at 3, 2 and 1: the call that made the result (at 3)
+    is one of them, so only two more calls of the host's function per prompt."""
+    from lib_clipskip import generation
+
+    webui.load("sd1")
+    calls = []
+    real = generation._encode_anchor
+    monkeypatch.setattr(generation, "_encode_anchor", lambda *a, **k: calls.append(1) or real(*a, **k))
+    run(webui, clip_skip=0, schedule="3..1")
+    assert len(calls) == 2 * 2  # negative and positive prompt: anchors 2 and 1
