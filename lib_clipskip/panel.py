@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -121,7 +122,8 @@ def view(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None, ada
 
     resolution = plan.resolve(request, info)
     if info.loading:  # not "no effect": the host is swapping weights; the panel asks again soon
-        notes.append("The model is loading; this panel updates when it is ready.")
+        why = info.no_effect_reason if info.no_effect_reason not in (None, "the model is loading") else None
+        notes.append(f"The model is loading{f' ({why})' if why else ''}; this panel updates when it is ready.")
     else:
         notes += [m for m in resolution.messages if m not in notes]
     chosen = resolution.plan
@@ -135,7 +137,7 @@ def view(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None, ada
             lines.append(EncoderLine(spec.name, spec.label, value, request.source_for(spec), slot.host_value, spec.depth))
     if info.family is Family.OTHER and sd_model is not None and not request.enabled and not info.loading:
         notes.append(f"CLIP skip has no effect on {info.label}: {info.no_effect_reason or 'no CLIP layer to choose'}.")
-    if info.family is Family.OTHER and sd_model is None and not any("no model" in n for n in notes):
+    if info.family is Family.OTHER and sd_model is None and not info.loading and not any("no model" in n for n in notes):
         notes.append("No model is loaded yet; the panel updates when one is.")
     infos = []
     if chosen is not None and not chosen.changes_anything:
@@ -243,6 +245,11 @@ def status_html(shown: View, slider_id: str = "", accordion_id: str = "") -> str
     return "".join(parts)
 
 
+def _breakable(name: str) -> str:
+    """``name`` escaped, with a line-break opportunity after each ``_``, ``-`` and ``.``."""
+    return re.sub(r"([_.-])", r"\1<wbr>", e(name))
+
+
 def files_html(shown: View, slider_id: str = "", accordion_id: str = "") -> str:
     if not shown.files and not shown.negative_files:
         return ('<div class="clipskip-files clipskip-files-empty">No LoRA or embedding in this prompt '
@@ -251,7 +258,7 @@ def files_html(shown: View, slider_id: str = "", accordion_id: str = "") -> str:
     main_value, _ = shown.compat_values
     negative_rows = [(ref, report, True) for ref, report in shown.negative_files]
     for ref, report, in_negative in [(ref, report, False) for ref, report in shown.files] + negative_rows:
-        name = e(ref.name)
+        name = _breakable(ref.name)
         if in_negative:
             name += ' <span class="clipskip-dim clipskip-in-negative">negative prompt</span>'
             if ref.kind == "lora":  # the hosts parse extra networks of the prompt only (processing.py)

@@ -368,3 +368,28 @@ def test_the_negative_prompts_files_are_listed_at_the_negative_value(webui, tmp_
     html_text = panel.files_html(shown, "slider", "accordion")
     assert html_text.count("negative prompt</span>") == 2 and "here it stays text" in html_text
     assert "Use 2" not in html_text  # nothing to offer: the prompt already runs at 2
+
+
+def test_a1111_loading_a_checkpoint_says_loading_not_no_model(a1111):
+    """A1111's load_model holds ``model_data.sd_model = None`` for the whole load (sd_models.py:794) and
+    loads the selected checkpoint lazily after start-up (seen in real A1111 v1.10.1: 25-80 s)."""
+    a1111.load("sd1")
+    a1111.shared.opts.data["sd_model_checkpoint"] = "sd15-random.safetensors"
+    a1111.shared.sd_model = None  # the stand-in has no model_data: the adapter reads shared.sd_model then
+    shown = panel.view(True, 2, 0, "a cat")
+    assert shown.loading and shown.notes == ["The model is loading; this panel updates when it is ready."]
+    assert 'data-clipskip-loading="1"' in panel.status_html(shown)
+
+
+def test_forge_before_its_first_generation_says_loading(forge):
+    from modules import sd_models
+
+    forge.shared.sd_model = sd_models.FakeInitialModel()
+    shown = panel.view(True, 2, 0, "a cat")
+    assert shown.loading and not any("no effect" in note for note in shown.notes)
+    assert shown.notes == ["The model is loading (Forge loads the selected checkpoint at the first generation); "
+                           "this panel updates when it is ready."]
+
+
+def test_long_file_names_can_break_between_words():
+    assert panel._breakable("anime_skip2-v1.final<x>") == "anime_<wbr>skip2-<wbr>v1.<wbr>final&lt;x&gt;"

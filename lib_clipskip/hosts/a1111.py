@@ -54,7 +54,11 @@ class A1111Adapter(HostAdapter):
 
     def inspect(self, sd_model: Any, host_option: int | None = None) -> LoadedModel:
         if sd_model is None:
-            return LoadedModel(ModelInfo(Family.OTHER, self.name, no_effect_reason="no model is loaded"))
+            # load_model() holds model_data.sd_model = None for the whole load (v1.10.1 sd_models.py:794,
+            # :923), and after start-up the selected checkpoint loads lazily: "loading", not "no effect"
+            selected = getattr(self.shared().opts, "sd_model_checkpoint", None)
+            return LoadedModel(ModelInfo(Family.OTHER, self.name, loading=bool(selected),
+                                         no_effect_reason="the model is loading" if selected else "no model is loaded"))
         if getattr(sd_model, "is_sd3", False):
             return LoadedModel(ModelInfo(
                 Family.OTHER, self.name,

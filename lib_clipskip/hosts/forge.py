@@ -35,6 +35,9 @@ class ForgeAdapter(HostAdapter):
     def inspect(self, sd_model: Any, host_option: int | None = None) -> LoadedModel:
         if sd_model is None:
             return LoadedModel(ModelInfo(Family.OTHER, self.name, no_effect_reason="no model is loaded"))
+        if type(sd_model).__name__ == "FakeInitialModel":  # dfdcbab6 sd_models.py:385: loaded at the first generation
+            return LoadedModel(ModelInfo(Family.OTHER, self.name, loading=True,
+                                         no_effect_reason="Forge loads the selected checkpoint at the first generation"))
         if getattr(sd_model, "is_sdxl", False):
             engines = [("text_processing_engine_l", CLIP_L_SDXL), ("text_processing_engine_g", CLIP_G_SDXL)]
         elif getattr(sd_model, "is_sd1", False):

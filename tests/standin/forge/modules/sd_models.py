@@ -7,9 +7,17 @@ from standin_common.sd_models import *  # noqa: F401,F403
 from standin_common.sd_models import CheckpointInfo, checkpoint_aliases, checkpoints_list  # noqa: F401
 
 
+class FakeInitialModel:
+    """``:385``: what ``shared.sd_model`` is from start-up until the first generation loads the checkpoint."""
+
+    def __init__(self):
+        self.cond_stage_model = None
+        self.chunk_length = 75
+
+
 class SdModelData:
     def __init__(self):
-        self.sd_model = None
+        self.sd_model = None  # the real one starts as FakeInitialModel(); tests set it where it matters
         self.forge_loading_parameters = {}
         self.forge_hash = ''
 
