@@ -30,11 +30,21 @@ def test_lib_imports_nothing_from_the_webui_or_gradio_in_a_clean_interpreter():
     assert json.loads(result.stdout) == []
 
 
+def _without_strings(source: str) -> str:
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            node.value = ""
+    return ast.unparse(tree)
+
+
 def test_host_differences_live_only_in_the_adapter_package():
     for path in LIB.rglob("*.py"):
         if "hosts" in path.parts:
             continue
         text = path.read_text(encoding="utf-8")
+        if path.name == "tooltable.py":  # the translation table cites the tools' files in its source column
+            text = _without_strings(text)
         for needle in ("text_processing_engine", "sd_hijack", "is_forge", "backend."):
             assert needle not in text, f"{path.relative_to(ROOT)} knows a host detail ({needle})"
 
