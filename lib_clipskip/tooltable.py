@@ -59,8 +59,8 @@ ROWS: tuple[Row, ...] = (
         "vladmandic/automatic 431bcc36 `modules/prompt_parser_diffusers.py:382-390` (SDXL `-(clip_skip + 1)`; "
         "SD 2.x: the 23-layer diffusers encoder)"),
     Row(Tool.COMFYUI, (SD1, SD2, SDXL), "PNG `prompt` graph (and `workflow`)", "`CLIPSetLastLayer` "
-        "`stop_at_clip_layer: -m` on the sampler's text encoders' CLIP", "m on every encoder (its last layer where m "
-        "exceeds its depth); no node: 1 / 2 / 2", "comfyanonymous/ComfyUI `nodes.py`@e60e19b1, "
+        "`stop_at_clip_layer: -m` on the sampler's text encoders' CLIP", "m on every encoder (past an encoder's depth: its "
+        "final output, read as 1); no node: 1 / 2 / 2", "comfyanonymous/ComfyUI `nodes.py`@e60e19b1, "
         "`comfy/sd1_clip.py`@b55c2247, `comfy/clip_model.py`@00728eb2, `comfy/sdxl_clip.py`@565d6747"),
     Row(Tool.COMFYUI_SAVER, (SD1, SD2, SDXL), "`Version: ComfyUI` (ComfyUI Image Saver)",
         "`Clip skip: c` = \\|stop_at_clip_layer\\| (left out at 0)", "as ComfyUI: c on every encoder; not written: "

@@ -344,3 +344,9 @@ def test_a_100_mb_text_chunk_is_skipped_quickly(tmp_path):
     meta = imagemeta.read(path)
     assert time.monotonic() - started < 2
     assert "Clip skip: 3" in meta.text["parameters"] and any("past the limit" in n for n in meta.notes)
+
+
+def test_the_host_range_is_the_adapters():
+    from lib_clipskip.hosts.base import HOST_OPTION_RANGE
+
+    assert HOST_RANGE == HOST_OPTION_RANGE
