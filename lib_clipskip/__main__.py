@@ -1,8 +1,10 @@
-"""Command line: ``python -m lib_clipskip check [options] [PATH...]``.
+"""Command line, without a WebUI:
 
-Checks LoRA / LyCORIS / embedding files against a model family and clip-skip value
-without a WebUI. Needs only numpy (torch, if installed, is used to read .pt/.bin/.ckpt
-safely).
+- ``python -m lib_clipskip check [options] [PATH...]`` checks LoRA / LyCORIS / embedding files
+  against a model family and clip-skip value. Needs only numpy (torch, if installed, is used to
+  read .pt/.bin/.ckpt safely).
+- ``python -m lib_clipskip infotext [options] (TEXT | IMAGE ...)`` says what a parameters text or
+  an image's metadata means in each tool's CLIP-skip numbering (``lib_clipskip.infotext_cli``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from .compat import analyze_file, check_files, walk_model_files
 from .compat.advice import DEFAULT_CLIP_SKIP, fmt_skip
 from .compat.analysis import IMAGE_EXTS
 from .compat.report import ENCODER_LAYERS, HOSTS, KIND_EMBEDDING, SD_FAMILIES
+from .infotext_cli import add_parser as add_infotext_parser
+from .infotext_cli import run as run_infotext
 
 # Folders of a WebUI install that hold LoRAs and embeddings (A1111 and Forge defaults).
 WEBUI_MODEL_FOLDERS = ("models/Lora", "models/LyCORIS", "embeddings")
@@ -89,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 1 when any warning or unreadable file was reported",
     )
     check.add_argument("paths", nargs="*", metavar="PATH", help="files or folders")
+    add_infotext_parser(commands)
     return parser
 
 
@@ -206,8 +211,18 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command == "check":
         return run_check(args, parser)
+    if args.command == "infotext":
+        return run_infotext(args, commands_parser(parser, "infotext"))
     parser.error(f"unknown command {args.command}")
     return 2
+
+
+def commands_parser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """The subcommand's own parser, so that its usage errors show its usage."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[name]
+    return parser
 
 
 if __name__ == "__main__":

@@ -1,24 +1,26 @@
-"""Infotext reading: panel values from pasted parameters, other tools' keys translated.
+"""Infotext reading: panel values from pasted parameters, other tools' numbering translated.
 
 ``read(params)`` turns parsed infotext into panel values; it never raises.  The
-``on_infotext_pasted`` callback ``on_pasted`` translates other tools' keys into ours, hands the
-host a ``Clip skip`` it can cast (its ``get_override_settings`` does ``int(text)``, so ``2.0``
-must become ``2``) and drops one the host could not use; ``read`` repeats that translation
-itself when the callback did not run (the API's ``infotext`` field does not call paste
-callbacks).  What the translation did is kept in ``params`` under ``KEY_NOTES`` as a value of a
-private type: a pasted text that merely *contains* that key is not trusted.
+``on_infotext_pasted`` callback ``on_pasted`` runs ``normalise``: which tool wrote the text and
+which layer each encoder was really at (``lib_clipskip.translate``), then the panel is set to
+that layer wherever the host's own ``Clip skip`` would pick another one on this host and model,
+and that ``Clip skip`` is corrected (or dropped when the host can't make the layer), so the
+override dropdown the host computes after the callbacks agrees.  ``read`` repeats the same
+translation on a copy when the callback did not run: the API's ``infotext`` field calls no
+paste callback and applies the raw ``Clip skip`` itself, which the panel's value then overrides.
+What the translation did is kept in ``params`` under ``KEY_NOTES`` as a value of a private type:
+a pasted text that merely *contains* that key is not trusted.
 """
 
 from __future__ import annotations
 
 import html
 import logging
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from lib_clipskip.hosts.base import HOST_OPTION_RANGE
+from lib_clipskip import translate
 from lib_clipskip.infotext import (
     HOST_KEY,
     KEY,
@@ -30,20 +32,38 @@ from lib_clipskip.infotext import (
     KEY_SOURCE,
     OUR_VALUE_KEYS,
 )
+from lib_clipskip.numbering import HOST_RANGE
 from lib_clipskip.values import ClipSkipValueError, Family, format_value, parse_value
 
 log = logging.getLogger("sd-webui-clipskip")
 
 #: Set in ``params`` by ``normalise``: what the paste translated or ignored, for the panel status.
 KEY_NOTES = "CLIP skip ext notes"
-SDNEXT_KEY = "CLiP-skip"
-REFORGE_KEYS = ("Dynamic clip skip", "Dynamic clip skip start", "Dynamic clip skip schedule")
-#: The hosts' own Clip skip slider range; anything else in a pasted "Clip skip" cannot be the host's.
-HOST_RANGE = HOST_OPTION_RANGE
+SDNEXT_KEY = translate.SDNEXT_LEGACY_KEY
 
 
 class Notes(str):
     """``params[KEY_NOTES]`` as ``normalise`` wrote it (parsed text is a plain ``str``)."""
+
+    keep: bool = False  # a value was unusable: the panel keeps its values
+
+    def __new__(cls, text: str = "", keep: bool = False):
+        self = super().__new__(cls, text)
+        self.keep = keep
+        return self
+
+    def lines(self) -> list[str]:
+        return [line for line in self.split("\n") if line]
+
+
+@dataclass(frozen=True)
+class HostContext:
+    """What a paste is translated for: the running host, its loaded model, its own option now."""
+
+    host: str = "a1111"
+    family: Family | None = None
+    clip_l_skip: bool = False  # A1111's "Clip skip SDXL"
+    option: int = 1  # the host's Clip skip now (what it keeps when the paste carries none)
 
 
 @dataclass
@@ -68,10 +88,10 @@ def _text(raw: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def _number(raw: Any, what: str, notes: list[str], allow_negative: bool = True) -> float | None:
-    """A clip-skip number from infotext text, translating ComfyUI's ``-N``; None (with a note) when bad."""
+def _number(raw: Any, what: str, notes: list[str]) -> float | None:
+    """One of our values, translating ComfyUI's ``-N``; None (with a note) when bad."""
     text = str(raw).strip() if raw is not None else ""
-    negative = allow_negative and text.startswith("-")
+    negative = text.startswith("-")
     try:
         value = parse_value(text[1:] if negative else text, what=f"{what} {_text(text)!r}" if negative else what)
     except ClipSkipValueError as error:
@@ -79,37 +99,6 @@ def _number(raw: Any, what: str, notes: list[str], allow_negative: bool = True) 
         return None
     if negative:
         notes.append(f"{what} {text} (ComfyUI numbering) read as {format_value(value)}.")
-    return value
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text) if 0 < len(text) <= 32 else math.nan
-    except ValueError:
-        return math.nan
-
-
-def _sdnext(raw: Any, family: Family | None, notes: list[str]) -> float | None:
-    text = str(raw).strip()
-    number = _float(text)
-    if not math.isfinite(number):
-        notes.append(f"SD.Next CLiP-skip {_text(text)!r} is not a number. Ignored.")
-        return None
-    if number < 0:
-        return _number(text, "SD.Next CLiP-skip", notes)
-    sdxl = family in (Family.SDXL, Family.SDXL_REFINER)
-    ours = number + 1 if sdxl else number
-    try:
-        value = parse_value(ours, what="SD.Next CLiP-skip")
-    except ClipSkipValueError as error:
-        notes.append(f"{error} Ignored.")
-        return None
-    if sdxl:
-        notes.append(f"SD.Next CLiP-skip {_text(text)} on SDXL (SD.Next counts from the penultimate layer) "
-                     f"read as {format_value(value)}.")
-    else:
-        suffix = "" if family is not None else " (no model loaded to check SD.Next's SDXL numbering)"
-        notes.append(f"SD.Next CLiP-skip {_text(text)} read as {format_value(value)}{suffix}.")
     return value
 
 
@@ -125,93 +114,121 @@ def _empty_keys(text: Any) -> list[str]:
     return found
 
 
-def _host_clip_skip(params: dict, ours: bool, notes: list[str]) -> bool:
-    """Make ``params["Clip skip"]`` a value the host can cast, or drop it; returns whether ours is now set."""
-    host_text = str(params[HOST_KEY]).strip()
-    number = _float(host_text)
-    if math.isfinite(number) and number < 0:
-        value = _number(host_text, "Clip skip", notes)
-        if value is not None and value.is_integer() and value <= HOST_RANGE[1]:
-            params[HOST_KEY] = str(int(value))  # the host's own override gets a value it can use
-        else:
-            params.pop(HOST_KEY, None)
-        if value is not None and not ours:
-            params[KEY] = format_value(value)
-            ours = True
-    elif math.isfinite(number) and HOST_RANGE[0] < number < HOST_RANGE[1] and not number.is_integer():
-        params.pop(HOST_KEY, None)  # the host would cast it to int: a different image
-        notes.append(f"Clip skip {_text(host_text)} is fractional: the WebUI can't use it"
-                     + (", this extension can." if not ours else "; ignored."))
-        if not ours:
-            params[KEY] = format_value(round(number, 4))
-            ours = True
-    elif math.isfinite(number) and number.is_integer() and HOST_RANGE[0] <= number <= HOST_RANGE[1]:
-        params[HOST_KEY] = str(int(number))  # "2.0" (a float option written by A1111): int("2.0") raises in the host
+def _host_name() -> str:
+    try:
+        from lib_clipskip.hosts import current
+
+        return current().name
+    except Exception:
+        return "a1111"
+
+
+def context_of(context: HostContext | Family | None) -> HostContext:
+    if isinstance(context, HostContext):
+        return context
+    return HostContext(_host_name(), context)
+
+
+def loaded_context() -> HostContext:
+    """The running host, the family of its loaded model and its own Clip skip; never raises."""
+    try:
+        from lib_clipskip.hosts import current
+
+        adapter = current()
+    except Exception:
+        return HostContext()
+    try:
+        family = adapter.inspect(adapter.current_model()).info.family
+    except Exception:
+        family = None
+    try:
+        return HostContext(adapter.name, family, adapter.clip_l_skip_sdxl(), adapter.host_option())
+    except Exception:
+        return HostContext(adapter.name, family)
+
+
+def _sanitise_host(params: dict, notes: list[str]) -> None:
+    """Beside our own keys: hand the host a ``Clip skip`` it can cast (``2.0`` -> ``2``), or none."""
+    text = str(params[HOST_KEY]).strip()
+    value = translate.number(text)
+    if value is not None and value.is_integer() and HOST_RANGE[0] <= value <= HOST_RANGE[1]:
+        params[HOST_KEY] = str(int(value))  # int("2.0") raises in the host's get_override_settings
+        return
+    notes.append(f"Clip skip {_text(text)!r} is not a value the WebUI can use (whole number "
+                 f"{HOST_RANGE[0]}–{HOST_RANGE[1]}). Ignored.")
+    params.pop(HOST_KEY, None)
+
+
+def _write_ours(params: dict, layers: dict[str, float]) -> None:
+    clip_skip, clip_skip_g = translate.panel_values(layers)
+    if clip_skip_g:
+        params[KEY_L], params[KEY_G] = format_value(clip_skip), format_value(clip_skip_g)
     else:
-        notes.append(f"Clip skip {_text(host_text)!r} is not a value the WebUI can use (whole number "
-                     f"{HOST_RANGE[0]}–{HOST_RANGE[1]}). Ignored.")
-        params.pop(HOST_KEY, None)
-    return ours
+        params[KEY] = format_value(clip_skip)
 
 
-def normalise(params: dict, family: Family | None = None, text: Any = None) -> list[str]:
-    """Translate other tools' keys into ours and make the host ``Clip skip`` usable; returns notes.
+def normalise(params: dict, context: HostContext | Family | None = None, text: Any = None) -> list[str]:
+    """Translate other tools' values for this host and fix its ``Clip skip``; returns the notes.
 
     Mutates ``params`` (what an ``on_infotext_pasted`` callback is for) and records the notes in
     ``params[KEY_NOTES]``; running it twice changes nothing more.
     """
     recorded = params.get(KEY_NOTES)
     if isinstance(recorded, Notes):
-        return [n for n in recorded.split("\n") if n]
+        return recorded.lines()
     params.pop(KEY_NOTES, None)  # pasted text naming our private key decides nothing
+    ctx = context_of(context)
     notes: list[str] = [f"{key} is empty. Ignored." for key in _empty_keys(text)]
+    keep = bool(notes)
     ours = any(str(params.get(k, "")).strip() for k in OUR_VALUE_KEYS)
-
-    for key in REFORGE_KEYS:
-        if key in params:
-            notes.append(f"reForge's {key} ({_text(params[key])}) is not applied by this extension.")
     if KEY_FAILED in params and not ours:
         notes.append(f"This image was made at the WebUI's own CLIP skip: the extension's encode failed "
                      f"({_text(params[KEY_FAILED])}).")
-
-    if not ours and SDNEXT_KEY in params:
-        value = _sdnext(params[SDNEXT_KEY], family, notes)
-        if value is not None:
-            params[KEY] = format_value(value)
-            ours = True
-
-    if HOST_KEY in params:
-        ours = _host_clip_skip(params, ours, notes)
-    params[KEY_NOTES] = Notes("\n".join(notes))
+    if ours:
+        if HOST_KEY in params:
+            _sanitise_host(params, notes)
+    else:
+        reading = translate.read_params(params, ctx.family)
+        decision = translate.decide(reading, ctx.host, ctx.family, params.get(HOST_KEY, ctx.option), ctx.clip_l_skip)
+        if decision.enable and decision.layers:
+            _write_ours(params, decision.layers)
+        if decision.host_value is None:
+            params.pop(HOST_KEY, None)
+        else:
+            params[HOST_KEY] = decision.host_value
+        if decision.note:
+            notes.append(decision.note)
+        keep = keep or decision.keep_panel
+    params[KEY_NOTES] = Notes("\n".join(notes), keep)
     return notes
 
 
-def read(params: Any, family: Family | None = None) -> Pasted:
+def read(params: Any, context: HostContext | Family | None = None) -> Pasted:
     """Panel values from parsed infotext; never raises."""
     try:
-        return _read(params, family)
+        return _read(params, context)
     except Exception as error:  # pragma: no cover - belt and braces around untrusted input
         log.exception("CLIP skip: could not read pasted infotext")
         return Pasted(messages=[f"Could not read the pasted CLIP skip values ({type(error).__name__})."])
 
 
-def _read(params: Any, family: Family | None) -> Pasted:
+def _read(params: Any, context: HostContext | Family | None) -> Pasted:
     if not isinstance(params, dict):
         return Pasted()
     if not isinstance(params.get(KEY_NOTES), Notes):  # the API's infotext field: no paste callback ran
         params = dict(params)
-        normalise(params, family)
-    result = Pasted(messages=normalise(params, family))
+        normalise(params, context)
+    notes = params[KEY_NOTES]
+    result = Pasted(messages=notes.lines())
     present = [k for k in OUR_VALUE_KEYS if k in params]
     raw = {k: params[k] for k in present if str(params[k] if params[k] is not None else "").strip()}
     for key in present:
         if key not in raw:
             result.messages.append(f"{key} is empty. Ignored.")
-    bad_other = any(not m.startswith(("reForge's ", "This image was made at")) for m in result.messages)
-    result.found = bool(present) or KEY_SOURCE in params or bad_other
+    result.found = bool(present) or KEY_SOURCE in params or notes.keep
     if not raw:
         if not result.found:
-            result.enabled = False  # made without the extension (or it fell back): the panel is off
+            result.enabled = False  # made without the extension, at a layer the host makes itself: panel off
         return result  # our key (or a host value) was there but unusable: the panel keeps its values
     values = {k: _number(v, k, result.messages) for k, v in raw.items()}
     if all(v is None for v in values.values()):
@@ -234,21 +251,11 @@ def _read(params: Any, family: Family | None) -> Pasted:
     return result
 
 
-def loaded_family() -> Family | None:
-    try:
-        from lib_clipskip.hosts import current
-
-        adapter = current()
-        return adapter.inspect(adapter.current_model()).info.family
-    except Exception:
-        return None
-
-
 def on_pasted(infotext: str, params: dict) -> None:
     """``script_callbacks.on_infotext_pasted``: translate, sanitise, record notes; never raises."""
     try:
         if isinstance(params, dict):
-            normalise(params, loaded_family(), infotext)
+            normalise(params, loaded_context(), infotext)
     except Exception:
         log.exception("CLIP skip: could not read pasted infotext")
 
@@ -274,7 +281,7 @@ def paste_fields(panel: Any) -> list[tuple[Any, Any]]:
 
     def pasted(params: dict) -> Pasted:
         trusted = isinstance(params, dict) and isinstance(params.get(KEY_NOTES), Notes)
-        return read(params, None if trusted else loaded_family())
+        return read(params, None if trusted else loaded_context())
 
     def enabled(params):
         return pasted(params).enabled

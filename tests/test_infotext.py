@@ -299,10 +299,10 @@ def test_sdnext_values_are_translated_and_reported(webui):
     text = "a cat\nSteps: 20, Sampler: Euler, CLiP-skip: 1.5, Seed: 1"
     webui.load("sd1")
     values = paste_values(webui, text)
-    assert values["enabled"] is True and values["clip_skip"] == 1.5 and "SD.Next CLiP-skip 1.5 read as 1.5" in values["status"]
+    assert values["enabled"] is True and values["clip_skip"] == 1.5 and "SD.Next CLiP-skip 1.5 on SD 1.x is 1.5" in values["status"]
     webui.load("sdxl")
     values = paste_values(webui, text)
-    assert values["clip_skip"] == 2.5 and "on SDXL" in values["status"]
+    assert values["clip_skip"] == 2.5 and "CLiP-skip 1.5 on SDXL is 2.5 on both encoders" in values["status"]
     params = params_of(text)
     assert paste.read(params, Family.SDXL).clip_skip == 2.5  # the API path: no callback, same reading
 
@@ -320,10 +320,12 @@ def test_comfyui_negative_numbers(webui):
 
 
 def test_reforge_dynamic_clip_skip_is_noted_not_applied(webui):
+    """reForge's per-step schedule can't be restored: its first step (``Clip skip``) is what the host makes."""
     text = "a cat\nSteps: 20, Sampler: Euler, Clip skip: 2, Dynamic clip skip: 9->2, Dynamic clip skip start: 9, Seed: 1"
+    webui.load("sd1")
     values = paste_values(webui, text, current=ENABLED)
     assert values["enabled"] is False
-    assert "Dynamic clip skip (9->2) is not applied" in html.unescape(values["status"])
+    assert "(Dynamic clip skip: 9->2); only its first step, Clip skip 2" in html.unescape(values["status"])
 
 
 def test_api_infotext_path_without_the_callback_reads_the_same(webui):

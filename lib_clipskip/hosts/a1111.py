@@ -44,6 +44,10 @@ class A1111Adapter(HostAdapter):
         except (ImportError, AttributeError):
             return self.shared().sd_model
 
+    def clip_l_skip_sdxl(self) -> bool:
+        """``opts.sdxl_clip_l_skip`` (``shared_options.py:180``), as ``_sdxl_clip_l_host_value`` reads it."""
+        return getattr(self.shared().opts, "sdxl_clip_l_skip", False) is True
+
     def encode_prompt(self, sd_model: Any, prompt: str) -> Any:
         """As ``get_conds_with_caching`` encodes (``processing.py:487``): inside ``devices.autocast()``,
         which FP8 weights and half precision need."""

@@ -185,6 +185,14 @@ class HostAdapter:
             return int(values[0])
         return None
 
+    def host_option(self) -> int:
+        """The host's own ``Clip skip`` now (what it keeps when a paste carries none)."""
+        return host_skip_option(self.shared().opts)
+
+    def clip_l_skip_sdxl(self) -> bool:
+        """A1111's "Clip skip SDXL" (CLIP-L follows the option on SDXL); Forge has no such switch."""
+        return False
+
     def written_option(self, value: Any) -> Any:
         """The host's ``Clip skip`` as its ``create_infotext`` writes it (A1111 ``processing.py:759``: as is)."""
         return value
