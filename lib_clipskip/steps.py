@@ -36,6 +36,9 @@ class StepConds:
     request: ClipSkipRequest
     family: Family
     anchors: dict[tuple, Any] = field(default_factory=dict)
+    #: (anchor, the schedule entry each prompt is in) -> the host's reconstruction: a prompt without
+    #: prompt editing is the same tensor at every step, so it is rebuilt once, not at every step
+    rebuilt: dict[tuple, Any] = field(default_factory=dict)
 
     def values_at(self, step: int, total: int) -> dict[str, float]:
         return {spec.name: self.request.step_value(self.family, spec, step, total) for spec in FAMILY_ENCODERS[self.family]}
@@ -116,9 +119,16 @@ def prepare(state: Any, loaded: Any, request: ClipSkipRequest, result: Any, enco
             _recent.popitem(last=False)
 
 
+def _shape_of(value: Any) -> tuple:
+    """The extra constructor argument of the host's ``DictWithShape`` (SDXL), if it is one."""
+    return (value.shape,) if hasattr(value, "shape") else ()
+
+
 def _blend(terms: list[tuple[float, Any]]) -> Any:
-    if len(terms) == 1:
-        return terms[0][1]  # a whole value: the host's own tensor, untouched
+    if len(terms) == 1:  # a whole value: the host's own values; a copy, as the host rebuilds one per step
+        only = terms[0][1]
+        return type(only)({k: v.clone() for k, v in only.items()}, *_shape_of(only)) if isinstance(only, dict) \
+            else only.clone()
     first = terms[0][1]
     if isinstance(first, dict):
         blended = copy.copy(first)
@@ -128,11 +138,31 @@ def _blend(terms: list[tuple[float, Any]]) -> Any:
     return sum(weight * tensor for weight, tensor in terms)
 
 
-def _at_step(entry: StepConds, step: int, total: int, reconstruct: Any) -> Any:
+def segment(conds: Any, step: int) -> tuple[int, ...] | None:
+    """Which entry of each prompt's schedule ``reconstruct_cond_batch`` / ``reconstruct_multicond_batch``
+    take at ``step`` (A1111 v1.10.1 ``prompt_parser.py:280-302`` and ``:321-350``: the first with ``step <= end_at_step``,
+    else 0); None for a structure it does not know."""
+    try:
+        batch = getattr(conds, "batch", None)
+        schedules = [c.schedules for item in batch for c in item] if batch is not None else list(conds)
+        return tuple(next((i for i, entry in enumerate(s) if step <= entry.end_at_step), 0) for s in schedules)
+    except (AttributeError, TypeError):
+        return None
+
+
+def _at_step(entry: StepConds, step: int, total: int, reconstruct: Any, which: str) -> Any:
     terms = []
     for weight, values in corners(entry.values_at(step, total)):
-        conds = entry.anchors[tuple(sorted(values.items()))]
-        terms.append((weight, reconstruct(conds, step)))
+        key = tuple(sorted(values.items()))
+        conds = entry.anchors[key]
+        where = segment(conds, step)
+        if where is None:
+            terms.append((weight, reconstruct(conds, step)))
+            continue
+        memo = (which, key, where)
+        if memo not in entry.rebuilt:
+            entry.rebuilt[memo] = reconstruct(conds, step)
+        terms.append((weight, entry.rebuilt[memo]))
     return _blend(terms)
 
 
@@ -160,9 +190,9 @@ def on_cfg_denoiser(params: Any) -> None:
         found = state.step_conds.get(id(cond))
         if found is not None and found[0] is cond:
             params.text_cond = _at_step(found[1], step, total,
-                                        lambda c, s: prompt_parser.reconstruct_multicond_batch(c, s)[1])
+                                        lambda c, s: prompt_parser.reconstruct_multicond_batch(c, s)[1], "cond")
         found = state.step_conds.get(id(uncond))
         if found is not None and found[0] is uncond and params.text_uncond is not None:
-            params.text_uncond = _at_step(found[1], step, total, prompt_parser.reconstruct_cond_batch)
+            params.text_uncond = _at_step(found[1], step, total, prompt_parser.reconstruct_cond_batch, "uncond")
     except Exception:  # never cost the user the image: this step keeps the host's conditioning
         log.exception("CLIP skip: could not set this step's conditioning")
