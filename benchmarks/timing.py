@@ -1,5 +1,5 @@
-"""Timing that tells the truth on a busy machine: paired, interleaved runs, reported as the median
-of the per-pair ratios with their spread, next to a measured noise floor (the same code timed
+"""Timing that tells the truth on a busy machine: paired, interleaved runs (ABBA blocks), reported
+as the median of the per-block ratios with their spread, next to a measured noise floor (the same code timed
 against itself, an A/A pair).  Only the standard library: progress goes to stderr."""
 
 from __future__ import annotations
@@ -15,19 +15,19 @@ def progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def paired_ratios(first: Callable[[], object], second: Callable[[], object], pairs: int) -> list[float]:
-    """``time(second) / time(first)`` for each of ``pairs`` back-to-back pairs, after one warm-up of
-    each.  The order alternates pair by pair, so a slow-down that always hits the first (or the
-    second) of two runs cancels out; both runs of a pair see nearly the same machine load."""
+def paired_ratios(first: Callable[[], object], second: Callable[[], object], blocks: int) -> list[float]:
+    """One ratio per block of four back-to-back runs in the order first, second, second, first:
+    ``(both times of second) / (both times of first)``, after one warm-up of each.  Whatever a run
+    gains from coming first or second (caches, a turbo clock, a neighbour's burst) hits both sides
+    of a block alike, and all four runs of a block see nearly the same machine load."""
     first(), second()
     ratios = []
-    for index in range(pairs):
-        order = (0, 1) if index % 2 == 0 else (1, 0)
+    for _ in range(blocks):
         took = [0.0, 0.0]
-        for which in order:
+        for which in (0, 1, 1, 0):
             start = time.perf_counter()
             (first, second)[which]()
-            took[which] = time.perf_counter() - start
+            took[which] += time.perf_counter() - start
         ratios.append(took[1] / took[0])
     return ratios
 
