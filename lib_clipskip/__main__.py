@@ -14,16 +14,17 @@ import json
 import os
 import sys
 
-from .compat import analyze_file, check_files, walk_model_files
-from .compat.advice import DEFAULT_CLIP_SKIP, fmt_skip
+from .compat import analyze_file, check_files, terminal, walk_model_files
+from .compat.advice import DEFAULT_CLIP_SKIP, HOST_LABELS
 from .compat.analysis import IMAGE_EXTS
-from .compat.report import ENCODER_LAYERS, HOSTS, KIND_EMBEDDING, SD_FAMILIES
+from .compat.report import ENCODER_LAYERS, FAMILY_LABELS, HOSTS, KIND_EMBEDDING, SD_FAMILIES
+from .compat.webui_folders import find_webui_root, webui_folders
 from .infotext_cli import add_parser as add_infotext_parser
 from .infotext_cli import run as run_infotext
 
-# Folders of a WebUI install that hold LoRAs and embeddings (A1111 and Forge defaults).
-WEBUI_MODEL_FOLDERS = ("models/Lora", "models/LyCORIS", "embeddings")
 MAX_SKIP_BY_MODEL = {"sd1": 12, "sd2": 24, "sdxl": 12}
+#: this extension's folder: installed in a WebUI, that WebUI is two levels up
+EXTENSION_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _clip_skip_value(text: str) -> float:
@@ -44,9 +45,9 @@ def _torch_version(text: str) -> tuple[int, int]:
     return major, minor
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m lib_clipskip") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m lib_clipskip",
+        prog=prog,
         description="CLIP-skip tools that run without a WebUI.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
@@ -56,9 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Report, per file, its kind, format, model family, the clip skip it "
             "was trained at, the text-encoder layers it touches, and warnings for "
-            "the given "
-            "model and value. Without PATH, scans models/Lora, models/LyCORIS and "
-            "embeddings of the WebUI in the current folder."
+            "the given model and value. Without PATH, scans the LoRA and embedding folders of the "
+            "WebUI in the current folder or the WebUI this extension is installed in, as that WebUI "
+            "reads them (models/Lora, A1111's models/LyCORIS, embeddings, or what --lora-dir, "
+            "--lyco-dir-backcompat, --embeddings-dir, --data-dir and --models-dir in webui-user.sh "
+            "(webui-user.bat on Windows) set)."
         ),
     )
     check.add_argument(
@@ -78,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=SD_FAMILIES,
         help="family of the model you generate with (default: each file's own family)",
     )
-    check.add_argument("--host", choices=HOSTS, default="a1111", help="default: a1111")
+    check.add_argument("--host", choices=HOSTS, help="default: the WebUI's found without PATH, else a1111")
     check.add_argument(
         "--torch-version",
         type=_torch_version,
@@ -87,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
         "nn.ParameterDict no longer load (default: the torch the host installs, 2.1 / 2.3)",
     )
     check.add_argument("--json", action="store_true", help="print one JSON object")
+    check.add_argument("-q", "--quiet", action="store_true",
+                       help="print only the files with warnings or errors, and nothing else")
     check.add_argument(
         "--strict",
         action="store_true",
@@ -95,11 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("paths", nargs="*", metavar="PATH", help="files or folders")
     add_infotext_parser(commands)
     return parser
-
-
-def _is_webui_root(folder: str) -> bool:
-    has_entry = any(os.path.isfile(os.path.join(folder, n)) for n in ("webui.py", "launch.py"))
-    return has_entry and os.path.isdir(os.path.join(folder, "models"))
 
 
 def _is_embedding_image(path: str) -> bool:
@@ -124,90 +124,82 @@ def collect_files(paths) -> list[str]:
     return [f for f in files if not (f in seen or seen.add(f))]
 
 
-def _layers_text(layers: list[int]) -> str:
-    if layers == list(range(layers[0], layers[-1] + 1)) and len(layers) > 1:
-        return f"{layers[0]}-{layers[-1]}"
-    return ",".join(map(str, layers))
+def _webui_lines(webui, cwd: str, style) -> list[str]:
+    def shown(folders) -> str:
+        return ", ".join(f"{terminal.shown_path(f.path, cwd)} ({f.origin}{'' if os.path.isdir(f.path) else ', missing'})"
+                         for f in folders)
+
+    lines = [f"{HOST_LABELS.get(webui.host, webui.host)} WebUI in {style('bold', webui.root)}",
+             f"  LoRA folders: {shown(webui.lora)}", f"  embedding folders: {shown(webui.embeddings)}"]
+    return lines + [f"  {style('cyan', 'note')}: {note}" for note in webui.notes]
 
 
-def describe(report) -> str:
-    if report.error:
-        return f"{report.path}: unreadable"
-    parts = [report.kind]
-    if report.format_label:
-        parts.append(report.format_label)
-    parts.append(report.family)
-    if report.trained_clip_skip is not None:
-        parts.append(f"trained at clip skip {fmt_skip(report.trained_clip_skip)} ({report.trained_clip_skip_source})")
-    for encoder, layers in report.te_layers.items():
-        parts.append(f"{encoder} layers {_layers_text(layers)}")
-    return f"{report.path}: " + ", ".join(parts)
-
-
-def _json_number(value):
-    return None if value is None else value
+def _webui_above_the_logical_folder(cwd: str) -> str | None:
+    """An extension folder reached through a symlink: the shell's ``$PWD`` still names the WebUI's
+    ``extensions/...`` path that ``os.getcwd()`` resolved away."""
+    logical = os.environ.get("PWD")
+    try:
+        same = bool(logical) and logical != cwd and os.path.samefile(logical, cwd)
+    except OSError:
+        return None
+    return find_webui_root(logical, logical) if same else None
 
 
 def run_check(args, parser) -> int:
-    paths = args.paths
+    cwd = os.getcwd()
+    paths, webui = args.paths, None
     if not paths:
-        cwd = os.getcwd()
-        if not _is_webui_root(cwd):
+        root = find_webui_root(cwd, EXTENSION_DIR) or _webui_above_the_logical_folder(cwd)
+        if root is None:
             print(
-                "Not in a WebUI folder (no webui.py/launch.py next to models/). "
-                "Pass the files or folders to check, e.g.:\n"
-                "  python -m lib_clipskip check --model sd1 --clip-skip 2 "
-                "path/to/models/Lora path/to/embeddings",
+                "No WebUI here: run this in your WebUI folder or in its extensions/sd-webui-clipskip "
+                "folder, or name the files or folders to check, e.g. "
+                "--model sd1 --clip-skip 2 path/to/Lora path/to/embeddings",
                 file=sys.stderr,
             )
             return 2
-        paths = [p for p in (os.path.join(cwd, f) for f in WEBUI_MODEL_FOLDERS) if os.path.isdir(p)]
+        webui = webui_folders(root, host=args.host)
+        paths = [path for path in webui.paths if os.path.isdir(path)]
     for path in paths:
         if not os.path.exists(path):
             parser.error(f"no such file or folder: {path}")
     if args.model and args.clip_skip is not None and args.clip_skip > MAX_SKIP_BY_MODEL[args.model]:
         parser.error(f"--clip-skip for {args.model} is at most {MAX_SKIP_BY_MODEL[args.model]}")
+    host = args.host or (webui.host if webui else "a1111")
 
     reports = check_files(
         collect_files(paths),
         args.model,
         args.clip_skip,
         args.clip_skip_g,
-        host=args.host,
+        host=host,
         torch_version=args.torch_version,
     )
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "model": args.model,
-                    "clip_skip": args.clip_skip,
-                    "clip_skip_g": args.clip_skip_g,
-                    "host": args.host,
-                    "files": [r.to_json() for r in reports],
-                },
-                indent=2,
-            )
-        )
+        print(json.dumps({"model": args.model, "clip_skip": args.clip_skip, "clip_skip_g": args.clip_skip_g, "host": host,
+                          "webui": webui.to_json() if webui else None, "files": [r.to_json() for r in reports]}, indent=2))
     else:
-        if args.clip_skip is None:
-            defaults = ", ".join(f"{f} {v}" for f, v in DEFAULT_CLIP_SKIP.items())
-            print(f"(no --clip-skip: checking at each family's default: {defaults})")
+        style = terminal.Style(terminal.use_colour(sys.stdout, os.environ))
+        lines = []
+        if not args.quiet:
+            lines += _webui_lines(webui, cwd, style) if webui else []
+            if args.clip_skip is None:
+                defaults = ", ".join(f"{FAMILY_LABELS[f]} {v}" for f, v in DEFAULT_CLIP_SKIP.items())
+                lines.append(f"No --clip-skip: each file is checked at its family's default ({defaults}).")
         for report in reports:
-            print(describe(report))
-            for warning in report.warnings:
-                print(f"    ! {warning.code}: {warning.message}")
-            for note in report.notes:
-                print(f"    - {note}")
-        flagged = sum(1 for r in reports if r.warnings)
-        print(f"{len(reports)} file(s) checked, {flagged} with warnings")
+            if not (args.quiet and terminal.status(report) in ("ok", "other")):
+                lines += terminal.file_lines(report, cwd, style, quiet=args.quiet)
+        if not args.quiet:
+            lines.append(terminal.summary(reports, style))
+        if lines:
+            print("\n".join(lines))
     if args.strict and any(r.warnings or r.error for r in reports):
         return 1
     return 0
 
 
-def main(argv=None) -> int:
-    parser = build_parser()
+def main(argv=None, prog: str = "python -m lib_clipskip") -> int:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.command == "check":
         return run_check(args, parser)

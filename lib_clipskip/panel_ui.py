@@ -43,6 +43,7 @@ class Panel:
     negative: Any = None  # the negative prompt's own value or schedule, empty = the prompt's
     remember: Any = None  # "Remember for this checkpoint" (``checkpoint_memory``)
     seen: Any = None  # gr.State: the page's last checkpoint and what was loaded from it
+    plot_model: Any = None  # per browser session: the model the plot was drawn for (``model_label``)
 
     @property
     def inputs(self) -> list[Any]:
@@ -62,8 +63,24 @@ def _message(text: str, kind: str = "info") -> str:
     return f'<div class="clipskip-explorer-message {_MESSAGE_CLASSES[kind]}">{e(text)}</div>'
 
 
+def model_label(shown: Any) -> str:
+    """'SD 1.x (name of the checkpoint)': which model a plot shows."""
+    return f"{shown.family_label} ({shown.model_name})" if shown.model_name else shown.family_label
+
+
 def explore(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None, adapter: Any = None) -> str:
     """One text-encoder pass on the loaded model for ``prompt``; the plot as HTML. Never raises."""
+    return explore_plot(enabled, clip_skip, clip_skip_g, prompt, adapter)[0]
+
+
+def explore_plot(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None,
+                 adapter: Any = None) -> tuple[str, str | None]:
+    """(the plot's HTML, the ``model_label`` it was drawn for; None for a message). Never raises."""
+    html_text, shown = _explore(enabled, clip_skip, clip_skip_g, prompt, adapter)
+    return html_text, model_label(shown) if shown is not None else None
+
+
+def _explore(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None, adapter: Any) -> tuple[str, Any]:
     from lib_clipskip import explorer
     from lib_clipskip.compat.prompt import strip_extra_networks
 
@@ -71,21 +88,21 @@ def explore(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None, 
     shared = adapter.shared()
     state = getattr(shared, "state", None)
     if getattr(state, "job_count", 0) not in (0, None):
-        return _message("A generation is running; the layer explorer runs when it has finished.", "warning")
+        return _message("A generation is running; the layer explorer runs when it has finished.", "warning"), None
     sd_model = adapter.current_model()
     if sd_model is None:
-        return _message("No model is loaded: load a checkpoint, then try again.", "warning")
+        return _message("No model is loaded: load a checkpoint, then try again.", "warning"), None
     host_lock = webui_queue_lock()
     if not _explore_lock.acquire(blocking=False):
-        return _message("The layer explorer is already running.", "warning")
+        return _message("The layer explorer is already running.", "warning"), None
     try:
         if host_lock is not None and not host_lock.acquire(blocking=False):
-            return _message("A generation is running; the layer explorer runs when it has finished.", "warning")
+            return _message("A generation is running; the layer explorer runs when it has finished.", "warning"), None
         try:
             shown = view(enabled, clip_skip, clip_skip_g, prompt, adapter=adapter, sd_model=sd_model, with_files=False)
             if shown.family is Family.OTHER:
                 return _message(next((n for n in shown.notes if "no effect" in n),
-                                     f"CLIP skip has no effect on {shown.family_label}: nothing to explore."), "warning")
+                                     f"CLIP skip has no effect on {shown.family_label}: nothing to explore."), "warning"), None
             text = strip_extra_networks(prompt or "").strip()
             started = time.perf_counter()
             networks = adapter.loaded_networks()
@@ -99,17 +116,17 @@ def explore(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None, 
                 host_lock.release()
     except Exception as error:  # a plot is never worth a traceback in the user's face
         log.exception("CLIP skip: the layer explorer failed")
-        return _message(f"The layer explorer failed: {type(error).__name__}: {error}", "error")
+        return _message(f"The layer explorer failed: {type(error).__name__}: {error}", "error"), None
     finally:
         _explore_lock.release()
     if not curves:
-        return _message("This model's text encoder cannot be inspected layer by layer on this host.", "warning")
+        return _message("This model's text encoder cannot be inspected layer by layer on this host.", "warning"), None
     shown_prompt = text if len(text) <= 80 else text[:77] + "…"
     summaries = "".join(f"<li>{e(explorer.summary(c))}</li>" for c in curves)
     return (f'<div class="clipskip-explorer-result"><div class="clipskip-dim">“{e(shown_prompt) or "(empty prompt)"}” · '
-            f"one pass of {e(shown.family_label)}'s text encoder{e(_networks_text(networks))}, in {took * 1000:.0f} ms. "
+            f"one pass of {e(model_label(shown))}'s text encoder{e(_networks_text(networks))}, in {took * 1000:.0f} ms. "
             "Higher = this value conditions the image much like the last layer.</div>"
-            f"{explorer.svg(curves)}<ul class=\"clipskip-explorer-notes\">{summaries}</ul></div>")
+            f"{explorer.svg(curves)}<ul class=\"clipskip-explorer-notes\">{summaries}</ul></div>"), shown
 
 
 def _networks_text(networks: list[str] | None) -> str:
@@ -126,8 +143,10 @@ def _networks_text(networks: list[str] | None) -> str:
 
 def refresh_outputs(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None,
                     slider_id: str = "", accordion_id: str = "", schedule: Any = "", negative: Any = "",
-                    messages: tuple[str, ...] = (), panel_switch: bool | None = None) -> tuple[str, str, dict, dict]:
-    """(status HTML, files HTML, clip_skip update, clip_skip_g update) for one refresh. Never raises."""
+                    messages: tuple[str, ...] = (), panel_switch: bool | None = None,
+                    plot_model: str | None = None) -> tuple:
+    """(status HTML, files HTML, clip_skip update, clip_skip_g update, plot update, plot_model) for one
+    refresh; ``plot_model``: the model the explorer's plot shows, if any. Never raises."""
     import gradio as gr
 
     try:
@@ -135,13 +154,26 @@ def refresh_outputs(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str 
                      schedule=schedule, negative=negative)
         shown.infos[:0] = list(messages)
         shown.panel_switch = panel_switch
+        plot, plot_model = stale_plot(plot_model, shown)
         return (status_html(shown, slider_id, accordion_id), files_html(shown, slider_id, accordion_id),
                 gr.update(interactive=shown.clip_skip_interactive, maximum=shown.clip_skip_maximum),
-                gr.update(visible=shown.g_visible))
+                gr.update(visible=shown.g_visible), plot, plot_model)
     except Exception as error:
         log.exception("CLIP skip: could not update the panel")
         return (_message(f"The panel could not update: {type(error).__name__}: {error}", "error"), "",
-                gr.update(), gr.update())
+                gr.update(), gr.update(), gr.update(), plot_model)
+
+
+def stale_plot(plot_model: str | None, shown: Any) -> tuple[Any, str | None]:
+    """(plot update, plot_model): after a checkpoint change the plot of the last model goes, with a
+    line saying so (an SD 1.x plot under an SDXL model line would read as SDXL's)."""
+    import gradio as gr
+
+    if plot_model is None or shown.loading or plot_model == model_label(shown):
+        return gr.update(), plot_model
+    text = (f"The plot was drawn for {plot_model}; the model is now {model_label(shown)}. "
+            "Press the button to see this model's layers.")
+    return gr.update(value=_message(text)), None
 
 
 def panel_values(enabled: Any, clip_skip: Any, clip_skip_g: Any, schedule: Any, negative: Any) -> tuple:
@@ -244,6 +276,7 @@ def build(elem_id: Callable[[str], str], input_accordion: Callable[..., Any], ti
             explore_button = gr.Button("How does each layer see this prompt?", elem_id=elem_id("explore"),
                                        elem_classes=["clipskip-explore", tab_class])
             plot = gr.HTML(value="", elem_id=elem_id("plot"), elem_classes=["clipskip-plot-box"])
+            plot_model = gr.State(None)
         prompt = gr.Textbox(value="", show_label=False, lines=1, elem_id=elem_id("prompt"),
                             elem_classes=["clipskip-hidden", "clipskip-prompt-sink", tab_class])
         refresh = gr.Button("CLIP skip refresh", elem_id=elem_id("refresh"),
@@ -257,21 +290,23 @@ def build(elem_id: Callable[[str], str], input_accordion: Callable[..., Any], ti
     latest = RefreshTickets()
 
     def on_refresh(enabled_value, clip_skip_value, clip_skip_g_value, prompt_value, schedule_value, negative_value,
-                   seen_value, request):
+                   seen_value, plot_model_value, request):
         ticket = latest.take(request)
         current = panel_values(enabled_value, clip_skip_value, clip_skip_g_value, schedule_value, negative_value)
         seen_before = seen_value
         seen_value, loaded = follow_checkpoint(seen_value, current)
         values = loaded or current
         switch = loaded[0] if loaded is not None and loaded[0] != current[0] else None
-        result = refresh_outputs(*values[:3], prompt_value, slider_id, accordion_id, *values[3:], panel_switch=switch)
+        result = refresh_outputs(*values[:3], prompt_value, slider_id, accordion_id, *values[3:], panel_switch=switch,
+                                 plot_model=plot_model_value)
         if not latest.is_newest(request, ticket):  # a later refresh of this page is under way or done: keep its answer
-            return [*(gr.update() for _ in range(6)), seen_before]
+            # gr.State outputs get their own values back (an update dict would become the state)
+            return [*(gr.update() for _ in range(5)), plot_model_value, gr.update(), gr.update(), seen_before]
         if loaded is None:
             return [*result, gr.update(), gr.update(), seen_value]
-        status, files, clip_skip_update, clip_skip_g_update = result
+        status, files, clip_skip_update, clip_skip_g_update, plot, plot_model_now = result
         return [status, files, {**clip_skip_update, "value": values[1]}, {**clip_skip_g_update, "value": values[2]},
-                gr.update(value=values[3]), gr.update(value=values[4]), seen_value]
+                plot, plot_model_now, gr.update(value=values[3]), gr.update(value=values[4]), seen_value]
 
     on_refresh.__annotations__["request"] = gr.Request  # gradio injects it by this (real, not postponed) annotation
 
@@ -285,11 +320,11 @@ def build(elem_id: Callable[[str], str], input_accordion: Callable[..., Any], ti
         return status, seen_value
 
     inputs = [enabled, clip_skip, clip_skip_g, prompt]
-    all_values = [enabled, clip_skip, clip_skip_g, prompt, schedule, negative, seen]
+    all_values = [enabled, clip_skip, clip_skip_g, prompt, schedule, negative, seen, plot_model]
     # not ``enabled``: gradio 4 rebuilds an updated component by its class, and the hosts'
     # InputAccordion registers an event in __init__ (Forge ``ui_components.py:130``); the status
     # HTML asks javascript/clipskip.js to tick the accordion instead (``View.panel_switch``)
-    outputs = [status, files, clip_skip, clip_skip_g, schedule, negative, seen]
+    outputs = [status, files, clip_skip, clip_skip_g, plot, plot_model, schedule, negative, seen]
     if int(gr.__version__.split(".")[0]) >= 4:  # one refresh at a time, in order: a stale answer never lands last
         ordering = {"queue": True, "concurrency_id": f"clipskip_panel_{tab}", "concurrency_limit": 1}
     else:  # gradio 3: straight to the server, never behind a generation in the queue
@@ -297,9 +332,10 @@ def build(elem_id: Callable[[str], str], input_accordion: Callable[..., Any], ti
     for trigger in (enabled.change, clip_skip.change, clip_skip_g.change, prompt.change, negative.change, refresh.click):
         trigger(fn=on_refresh, inputs=all_values, outputs=outputs, show_progress="hidden", **ordering)
     remember.click(fn=on_remember, inputs=all_values, outputs=[status, seen], show_progress="hidden", **ordering)
-    explore_button.click(fn=explore_ui, inputs=inputs, outputs=[plot], show_progress="minimal")
+    explore_button.click(fn=explore_ui, inputs=inputs, outputs=[plot, plot_model], show_progress="minimal")
     return Panel(enabled, clip_skip, clip_skip_g, status, files=files, prompt=prompt, refresh=refresh,
-                 explore=explore_button, plot=plot, schedule=schedule, negative=negative, remember=remember, seen=seen)
+                 explore=explore_button, plot=plot, schedule=schedule, negative=negative, remember=remember, seen=seen,
+                 plot_model=plot_model)
 
 
 def keep_value_types(built: Panel) -> None:
@@ -315,5 +351,5 @@ def keep_value_types(built: Panel) -> None:
             slider.value = 0.0 if isinstance(value, bool) else float(value)
 
 
-def explore_ui(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None) -> str:
-    return explore(enabled, clip_skip, clip_skip_g, (prompt or "").partition(NEGATIVE_MARK)[0])
+def explore_ui(enabled: Any, clip_skip: Any, clip_skip_g: Any, prompt: str | None) -> tuple[str, str | None]:
+    return explore_plot(enabled, clip_skip, clip_skip_g, (prompt or "").partition(NEGATIVE_MARK)[0])

@@ -55,7 +55,7 @@ def test_te_layers_skipped_message():
     # 11 * 6 + 4 = 70 modules, 4 of them on layer 11
     [warning] = warnings_for(report, "sd1", 2)
     assert warning.code == "te-layers-skipped"
-    assert warning.message == "4 of 70 TE modules (layer 11) have no effect at clip skip 2"
+    assert warning.message == "4 of its 70 CLIP-L modules (layer 11) have no effect at clip skip 2: that layer is not run"
 
 
 @pytest.mark.parametrize(
@@ -81,7 +81,7 @@ def test_known_zero_layers_are_not_counted():
     report = sd1_report(zero=[11])
     assert [w.code for w in warnings_for(report, "sd1", 2)] == []
     [warning] = warnings_for(report, "sd1", 3)
-    assert warning.message == "6 of 72 TE modules (layer 10) have no effect at clip skip 3"
+    assert warning.message == "6 of its 72 CLIP-L modules (layer 10) have no effect at clip skip 3: that layer is not run"
 
 
 @given(st.integers(1, 12), st.sampled_from([0.0, 0.25, 0.5, 0.75]))
@@ -104,9 +104,12 @@ def test_sdxl_encoders_have_their_own_values(tmp_path):
     assert codes(default) == []  # CLIP-L 11 is zero; bigG 31 feeds the pooled vector
     report = one([path], "sdxl", 3, 4)
     messages = [w.message for w in report.warnings if w.code == "te-layers-skipped"]
+    # 32 layers at G 4: hidden_states[-4] is layer 28's output, so 29-30 stop reaching the tokens
+    # (31 never did: at the default 2 it feeds only the pooled vector); 6 modules a layer
     assert messages == [
-        "12 of 192 TE modules (clip_g) (layers 29-30) have no effect at clip skip G 4; they still change the pooled vector",
-        "6 of 72 TE modules (clip_l) (layer 10) have no effect at clip skip L 3",
+        "6 of its 72 CLIP-L modules (layer 10) have no effect at clip skip L 3: that layer is not run",
+        "12 of its 192 OpenCLIP-G modules (layers 29-30) no longer reach the per-token conditioning at clip skip G 4: "
+        "they change only the pooled vector",
     ]
     # clip_skip_g defaults to clip_skip
     assert len(one([path], "sdxl", 3).warnings) == 2
@@ -125,7 +128,8 @@ def test_sd2_counts_layers_on_24(tmp_path):
     report = one([path], "sd2", 4)
     assert codes(report) == ["trained-clip-skip-mismatch", "te-layers-skipped"]
     assert "(layers 21-22)" in report.warnings[1].message
-    assert report.warnings[1].message.startswith("12 of 138 TE modules")
+    assert report.warnings[1].message == ("12 of its 138 OpenCLIP-H modules (layers 21-22) have no effect at clip skip 4: "
+                                          "those layers are not run")
 
 
 def test_trained_skip_mismatch_names_the_source(tmp_path):
@@ -180,7 +184,10 @@ def test_diffusers_te_keys_ignored_by_a1111_not_forge(tmp_path):
     path = write_safetensors(tmp_path / "peft.safetensors", peft_lora_tensors("sd1", {"clip_l": [11]}))
     a1111 = one([path], "sd1", 2, host="a1111")
     assert codes(a1111) == ["te-keys-ignored-by-host"]
-    assert "72 TE modules" in a1111.warnings[0].message
+    assert a1111.warnings[0].message.startswith("A1111 ignores this file's text-encoder part (72 modules named the diffusers/PEFT way")
+    # the part is ignored: "layer 11 has no effect at clip skip 2" would be a second, misleading story
+    assert "te-layers-skipped" not in codes(one([path], "sd1", 3, host="a1111"))
+    assert "te-layers-skipped" in codes(one([path], "sd1", 3, host="forge"))
     assert codes(one([path], "sd1", 2, host="forge")) == []
 
 

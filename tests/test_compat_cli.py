@@ -82,10 +82,10 @@ def test_human_output_and_strict(capsys, lora_dir, tmp_path):
     assert code == 0
     lines = out.splitlines()
     anime = next(i for i, line in enumerate(lines) if "anime.safetensors" in line)
-    assert "kohya LoRA" in lines[anime] and "trained at clip skip 2 (metadata)" in lines[anime]
+    assert "kohya LoRA for SD1" in lines[anime] and "trained at clip skip 2 (ss_clip_skip=2)" in lines[anime]
     bad_line = next(i for i, line in enumerate(lines) if "bad.safetensors" in line)
-    assert lines[bad_line].endswith("unreadable")
-    assert lines[bad_line + 1] == "    ! unreadable: an empty file (0 bytes)"
+    assert lines[bad_line].endswith(": unreadable")
+    assert lines[bad_line + 1] == "  error[unreadable]: an empty file (0 bytes)"
     assert run(capsys, "check", "--strict", "--clip-skip", "2", str(lora_dir))[0] == 1
     clean = write_kohya_lora(
         tmp_path / "clean" / "c.safetensors",
@@ -117,7 +117,7 @@ def test_without_path_outside_a_webui(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _, err = run(capsys, "check")
     assert code == 2
-    assert "Pass the files" in err
+    assert "name the files or folders to check" in err
 
 
 def test_without_path_inside_a_webui(capsys, tmp_path, monkeypatch):

@@ -133,7 +133,7 @@ def test_empty_pickle_and_png(tmp_path):
             png_bytes([(b"tEXt", b"sd-ti-embedding\0" + base64.b64encode(b'{"a": 1}'))]),
             "no embedding the WebUI could load",
         ),
-        (png_bytes([(b"zTXt", b"sd-ti-embedding\0\0garbage")]), "corrupt compressed"),
+        (png_bytes([(b"zTXt", b"sd-ti-embedding\0\0garbage")]), "a damaged compressed embedding text chunk"),
         (png_bytes()[:40], "truncated"),
     ],
 )
@@ -327,3 +327,39 @@ def test_zip_with_too_many_entries(tmp_path, monkeypatch):
             archive.writestr(f"archive/data/{n}", b"\0")
     monkeypatch.setattr(torchfile, "MAX_ZIP_ENTRIES", 20)
     assert analyze_path(str(path)).error.startswith("a zip with 50 entries")
+
+
+def _header_file(header: bytes) -> bytes:
+    return struct.pack("<Q", len(header)) + header
+
+
+def _zip_pickle(pickled: bytes) -> bytes:
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("a/data.pkl", pickled)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("utf.safetensors", _header_file(b'{"a\xff\xfe": 1}'),
+         "a damaged safetensors file: its header holds bytes that are not text where text belongs"),
+        ("json.safetensors", _header_file(b'{"a": 1,,}'), "a damaged safetensors file: its header holds invalid JSON at byte 8"),
+        ("chunk.png", png_bytes([(b"tEXt", b"sd-ti-embedding\0" + base64.b64encode(b"\xff\xfe{"))]),
+         "a damaged embedding text chunk (sd-ti-embedding): not valid JSON (bytes that are not text where text belongs)"),
+        ("zip.pt", _zip_pickle(b"\x80\x02}q\x00X\x03\x00\x00\x00\xff\xfe\xfdq\x01K\x01s."),
+         "a damaged torch file: its pickled data is broken (bytes that are not text where text belongs"),
+    ],
+)
+def test_an_unreadable_file_is_named_in_words_not_by_the_decoder(tmp_path, name, content, expected):
+    """What the panel and the checker show for a damaged file: what the file is, never Python's
+    "'utf-8' codec can't decode byte 0xff in position 3"."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    report = analyze_path(str(path))
+    assert report.error.startswith(expected)
+    assert "codec" not in report.error and "0xff" not in report.error

@@ -7,7 +7,7 @@ import torch
 from clip_models import SHAPES, build_text_model, build_tokenizer, small
 from webui_models import TOKENIZER_DIR
 
-from lib_clipskip.encode import EncodeFallback, encoder_layers, run_blocks, skipping
+from lib_clipskip.encode import EncodeFallback, encoder_layers, final_layer_norm, run_blocks, skipping, text_transformer
 from lib_clipskip.values import pick_layers
 
 
@@ -47,7 +47,7 @@ def test_integer_values_are_exact_and_run_only_needed_layers(tokens, shape_name,
         expected = full.hidden_states[-value]
         # whichever index a host reads, it gets the chosen layer; "last" gets it through the final LN
         assert all(torch.equal(h, expected) for h in (out.hidden_states[-1], out.hidden_states[-value], out.hidden_states[11]))
-        final_ln = model.text_model.final_layer_norm
+        final_ln = final_layer_norm(model)
         assert torch.equal(out.last_hidden_state, final_ln(expected))
     for handle in handles:
         handle.remove()
@@ -80,10 +80,11 @@ def test_pooled_encoders_run_every_layer_and_keep_the_pooled_output(tokens):
 
 def test_transformers_5_flat_layout_is_supported(tokens):
     """transformers 5 puts embeddings/encoder/final_layer_norm on the model itself: the
-    ``CLIPTextTransformer`` of 4.x has exactly that layout and the same output type."""
+    ``CLIPTextTransformer`` of 4.x has exactly that layout and the same output type (under 5 the
+    model is that layout already)."""
     ids, vocab = tokens
-    flat = build_text_model(small("clip_l"), vocab).text_model
-    assert not hasattr(flat, "text_model")
+    flat = text_transformer(build_text_model(small("clip_l"), vocab))
+    assert not hasattr(flat, "text_model") and hasattr(flat, "final_layer_norm")
     with torch.no_grad():
         full = flat(input_ids=ids, output_hidden_states=True)
     runs, _ = count_layer_runs(flat)
@@ -92,22 +93,26 @@ def test_transformers_5_flat_layout_is_supported(tokens):
     assert len(runs) == 11 and torch.equal(out.hidden_states[-2], full.hidden_states[-2])
 
 
-def no_hooks(model):
-    return all(not layer._forward_hooks for layer in encoder_layers(model))
+def layer_hooks(model):
+    """The forward hooks on the encoder's layers (transformers 5 puts its own output-capturing hooks
+    there on the first pass and keeps them: only ours must be gone afterwards)."""
+    return [dict(layer._forward_hooks) for layer in encoder_layers(model)]
 
 
 def test_everything_is_restored_when_the_caller_raises(tokens):
     _ids, vocab = tokens
     model = build_text_model(small("clip_l"), vocab)
-    layers = encoder_layers(model)
+    layers, hooks = encoder_layers(model), layer_hooks(model)
     with pytest.raises(RuntimeError, match="host failed"), skipping(model, pick_layers(2, 12), needs_pooled=False):
         raise RuntimeError("host failed")
-    assert "forward" not in vars(model) and encoder_layers(model) is layers and no_hooks(model)
+    assert "forward" not in vars(model) and encoder_layers(model) is layers and layer_hooks(model) == hooks
 
 
 def test_a_failure_inside_our_forward_asks_the_host_to_redo_the_call(tokens, monkeypatch):
     ids, vocab = tokens
     model = build_text_model(small("clip_l"), vocab)
+    reference(model, ids)  # transformers 5 installs its own layer hooks on the first pass
+    hooks = layer_hooks(model)
     errors = []
     from lib_clipskip import encode
 
@@ -116,7 +121,7 @@ def test_a_failure_inside_our_forward_asks_the_host_to_redo_the_call(tokens, mon
     with torch.no_grad(), scope, pytest.raises(EncodeFallback, match="boom") as raised:
         model(input_ids=ids, output_hidden_states=True)
     assert [str(e) for e in errors] == ["boom"] and isinstance(raised.value.__cause__, RuntimeError)
-    assert "forward" not in vars(model) and no_hooks(model)
+    assert "forward" not in vars(model) and layer_hooks(model) == hooks
 
 
 def test_other_threads_see_the_whole_encoder_while_one_encodes_truncated(tokens):

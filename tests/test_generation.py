@@ -65,7 +65,7 @@ def our_run(ui, prompt=PROMPTS["plain"], clip_skip=2, clip_skip_g=0, **kwargs):
 def count_runs(ui):
     counts = {}
     for name, model in __import__("webui_models").text_models(ui.shared.sd_model).items():
-        layers = encoder_layers(model) if hasattr(model, "text_model") else model.transformer.resblocks
+        layers = model.transformer.resblocks if hasattr(model, "transformer") else encoder_layers(model)  # OpenCLIP tower or CLIP
         counts[name] = []
         for layer in layers:
             layer.register_forward_hook(lambda *_, n=name: counts[n].append(1))
@@ -404,8 +404,10 @@ def test_forge_lora_on_the_text_encoder_is_applied_under_our_skip(forge):
     forge.load("sd1")
     text_model = forge.shared.sd_model.text_processing_engine.text_encoder.transformer
     torch.manual_seed(1)
-    key = "clip_l.transformer.text_model.encoder.layers.3.mlp.fc1.weight"
-    delta = torch.randn_like(encoder_layers(text_model)[3].mlp.fc1.weight) * 0.2
+    target = encoder_layers(text_model)[3].mlp.fc1.weight
+    # the parameter's name as Forge's patcher keys it (transformers 5 has no ``text_model.`` level)
+    key = "clip_l.transformer." + next(name for name, param in text_model.named_parameters() if param is target)
+    delta = torch.randn_like(target) * 0.2
     extra_networks.register_extra_network(ForgeLora(forge, {"te_style": {key: ("diff", delta)}}))
     plain = host_run(forge, "a photo of a cat", host_skip=3)
     with_lora = host_run(forge, "a photo of a cat <lora:te_style:1>", host_skip=3)

@@ -64,7 +64,7 @@ def test_the_g_slider_follows_the_loaded_model(webui):
     seen = []
     for family in ("sd1", "sdxl", "sd1", "sd2", "sdxl_refiner"):
         webui.load(family)
-        _status, _files, _main, g_update = panel_ui.refresh_outputs(True, 0, 0, "")
+        _status, _files, _main, g_update, _plot, _plot_model = panel_ui.refresh_outputs(True, 0, 0, "")
         seen.append(g_update["visible"])
     assert seen == [False, True, False, False, True]
 
@@ -258,8 +258,8 @@ def test_refresh_never_raises(webui, monkeypatch):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(panel_ui, "view", broken)
-    status, files, _main, _g = panel_ui.refresh_outputs(True, 1, 0, "")
-    assert "boom" in status and files == ""
+    status, files, _main, _g, _plot, plot_model = panel_ui.refresh_outputs(True, 1, 0, "", plot_model="SD 1.x")
+    assert "boom" in status and files == "" and plot_model == "SD 1.x"
 
 
 # --- layer explorer messages ------------------------------------------------------------------
@@ -269,6 +269,29 @@ def test_explore_draws_a_plot_for_the_loaded_model(webui):
     webui.load("sd1")
     html = panel_ui.explore(True, 2, 0, "a man standing <lora:x:1>")
     assert '<svg class="clipskip-plot"' in html and "now: 2" in html and "&lt;lora" not in html
+
+
+def test_the_plot_goes_when_the_checkpoint_changes(webui):
+    import gradio
+    """A refresh after a checkpoint change (the browser asks for one on every model change) replaces
+    the last model's plot with a line saying so, once; the same model keeps its plot."""
+    webui.load("sd1")
+    html, plot_model = panel_ui.explore_plot(True, 2, 0, "a cat")
+    assert '<svg class="clipskip-plot"' in html and plot_model.startswith("SD 1.x") and f"one pass of {plot_model}" in html
+    *_, plot, kept = panel_ui.refresh_outputs(True, 2, 0, "a cat", plot_model=plot_model)
+    assert plot == gradio.update() and kept == plot_model  # same model: the plot stays
+    webui.load("sdxl")
+    *_, plot, kept = panel_ui.refresh_outputs(True, 2, 0, "a cat", plot_model=plot_model)
+    assert "clipskip-plot" not in plot["value"] and kept is None
+    assert f"The plot was drawn for {plot_model}; the model is now SDXL" in plot["value"]
+    *_, plot, kept = panel_ui.refresh_outputs(True, 2, 0, "a cat", plot_model=kept)
+    assert plot == gradio.update() and kept is None  # said once; nothing drawn to clear any more
+
+
+def test_a_message_is_not_a_plot_of_any_model(webui):
+    webui.shared.sd_model = None
+    html, plot_model = panel_ui.explore_plot(True, 2, 0, "a cat")
+    assert "No model is loaded" in html and plot_model is None
 
 
 def test_explore_without_a_model(webui):

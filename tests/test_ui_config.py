@@ -40,7 +40,7 @@ def ours(ui, tab):
     script = ui.script(tab)
     panel = script.panel
     components = [panel.enabled, panel.clip_skip, panel.clip_skip_g, panel.status, panel.files, panel.prompt,
-                  panel.refresh, panel.explore, panel.plot]
+                  panel.refresh, panel.explore, panel.plot, panel.plot_model]
     return {id(c) for c in components}
 
 

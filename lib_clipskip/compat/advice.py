@@ -15,6 +15,7 @@ from .report import (
     CODE_TE_LAYERS_SKIPPED,
     CODE_TRAINED_SKIP_MISMATCH,
     CODE_UNREADABLE,
+    ENCODER_LABELS,
     ENCODER_LAYERS,
     FAMILY_LABELS,
     FAMILY_OPENCLIP_G,
@@ -67,26 +68,28 @@ def _layer_phrase(layers: list[int]) -> str:
     return "layers " + ", ".join(map(str, layers))
 
 
-def _skipped_layers_warning(report: FileReport, encoder: str, value: float, value_name: str, sdxl: bool) -> CompatWarning | None:
+def _skipped_layers_warning(report: FileReport, encoder: str, value: float, value_name: str) -> CompatWarning | None:
     modules = report.te_modules.get(encoder) or {}
     if not modules:
         return None
     last_used = last_used_layer(encoder, value)
     known_zero = set(report.te_zero_layers.get(encoder, ()))
-    # bigG's last layer always feeds SDXL's pooled vector, so at the trained
-    # default (skip 2) its per-token loss is normal; only layers that used to
-    # reach the tokens are reported.
+    # bigG's last layer only ever feeds SDXL's pooled vector (the tokens get the penultimate at
+    # the default 2): it is no loss of this value, so only layers that reach the tokens at the
+    # default and stop reaching them here are reported.
     pooled_only = ENCODER_LAYERS[encoder] - 1 if encoder == "clip_g" else None
     skipped = sorted(layer for layer in modules if layer > last_used and layer not in known_zero and layer != pooled_only)
     if not skipped:
         return None
     count = sum(modules[layer] for layer in skipped)
     total = sum(modules.values())
-    where = f" ({encoder})" if sdxl else ""
-    message = f"{count} of {total} TE modules{where} ({_layer_phrase(skipped)}) have no effect at {value_name} {fmt_skip(value)}"
-    if encoder == "clip_g":
-        message += "; they still change the pooled vector"
-    return CompatWarning(CODE_TE_LAYERS_SKIPPED, message)
+    which = f"{count} of its {total} {ENCODER_LABELS[encoder]} modules ({_layer_phrase(skipped)})"
+    at = f"at {value_name} {fmt_skip(value)}"
+    if encoder == "clip_g":  # every layer still runs for the pooled vector
+        return CompatWarning(CODE_TE_LAYERS_SKIPPED, f"{which} no longer reach the per-token conditioning {at}: "
+                                                     "they change only the pooled vector")
+    not_run = "that layer is" if len(skipped) == 1 else "those layers are"
+    return CompatWarning(CODE_TE_LAYERS_SKIPPED, f"{which} have no effect {at}: {not_run} not run")
 
 
 def warnings_for(
@@ -127,12 +130,9 @@ def warnings_for(
             if report.base_model:
                 return [CompatWarning(CODE_NO_EFFECT, f"made for {report.base_model}: clip skip does not change that model")]
             return []
-        return [
-            CompatWarning(
-                CODE_NO_EFFECT,
-                f"clip skip cannot change a {family} model on this host; this file is unaffected by the value",
-            )
-        ]
+        label = FAMILY_LABELS.get(family, family)
+        return [CompatWarning(CODE_NO_EFFECT, f"clip skip cannot change {_article(label)} {label} model on this host: "
+                                              "this file is unaffected by the value")]
     mismatch = _family_mismatch(report, target)
     if mismatch:
         return [mismatch]  # skip and layer advice for another family would mislead
@@ -151,20 +151,18 @@ def warnings_for(
             )
         )
 
+    host_warnings, te_ignored = _host_key_warnings(report, host)
     sdxl = target == FAMILY_SDXL
-    for encoder in sorted(report.te_modules):
-        if encoder not in ENCODER_LAYERS:
-            continue
+    for encoder in (name for name in ENCODER_LAYERS if name in report.te_modules):  # CLIP-L first
+        if te_ignored:
+            continue  # a text-encoder part the host drops cannot lose layers: saying so would mislead
         if encoder == "clip_g":
-            warning = _skipped_layers_warning(report, encoder, value_g, "clip skip G", sdxl)
+            warning = _skipped_layers_warning(report, encoder, value_g, "clip skip G")
         else:
-            name = "clip skip L" if sdxl else "clip skip"
-            warning = _skipped_layers_warning(report, encoder, value, name, sdxl)
+            warning = _skipped_layers_warning(report, encoder, value, "clip skip L" if sdxl else "clip skip")
         if warning:
             found.append(warning)
-
-    found.extend(_host_key_warnings(report, host))
-    return found
+    return found + host_warnings
 
 
 def _weights_only_refusal(report: FileReport, host: str, version) -> CompatWarning | None:
@@ -223,26 +221,26 @@ def _family_mismatch(report: FileReport, target: str) -> CompatWarning | None:
                          f"{what}: on {target_label} the WebUI skips it and its name stays in the prompt as literal text")
 
 
-def _host_key_warnings(report: FileReport, host: str) -> list[CompatWarning]:
+def _host_key_warnings(report: FileReport, host: str) -> tuple[list[CompatWarning], bool]:
+    """Warnings about text-encoder keys the host drops, and whether it drops all of them."""
     found = []
     styles = report.te_key_styles
     foreign = styles.get("diffusers", 0) + styles.get("comfy", 0)
+    total = sum(styles.values())
     if host == "a1111" and foreign:
-        found.append(
-            CompatWarning(
-                CODE_TE_KEYS_IGNORED,
-                f"{foreign} TE modules use diffusers/PEFT key names "
-                "(text_encoder.text_model...) that "
-                "A1111 does not map: the text-encoder part of this file is ignored "
-                "here "
-                "(Forge applies it)",
-            )
-        )
+        if foreign == total:
+            message = (f"A1111 ignores this file's text-encoder part ({foreign} modules named the diffusers/PEFT way, "
+                       "text_encoder.text_model..., which A1111 does not map); Forge applies it")
+        else:
+            message = (f"A1111 ignores {foreign} of its {total} text-encoder modules (named the diffusers/PEFT way, "
+                       "text_encoder.text_model..., which A1111 does not map); Forge applies them")
+        found.append(CompatWarning(CODE_TE_KEYS_IGNORED, message))
+        return found, foreign == total
     if host == "forge" and report.family == FAMILY_SD2 and 23 in report.te_modules.get("clip_h", {}):
         found.append(
             CompatWarning(
                 CODE_TE_KEYS_IGNORED,
-                "Forge loads SD2's encoder with 23 layers: the modules on layer 23 are not applied",
+                "Forge loads SD2's encoder with 23 layers (0-22): the modules on layer 23 are not applied",
             )
         )
-    return found
+    return found, False

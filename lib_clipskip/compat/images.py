@@ -24,6 +24,7 @@ import zlib
 
 import numpy as np
 
+from . import sniff
 from .report import UnreadableFile
 
 MAX_IMAGE_FILE_BYTES = 64 * 1024 * 1024
@@ -47,7 +48,7 @@ def _inflate_bounded(data: bytes, limit: int, what: str) -> bytes:
     try:
         out = inflater.decompress(data, limit + 1)
     except zlib.error as exc:
-        raise UnreadableFile(f"corrupt compressed {what}: {exc}") from None
+        raise UnreadableFile(f"a damaged {what}: {sniff.plain_reason(exc)}") from None
     if len(out) > limit:
         raise UnreadableFile(f"{what} inflates past {limit} bytes")
     return out
@@ -84,14 +85,14 @@ def find_png_ti_text(path: str) -> bytes | None:
                 if ctype == b"tEXt":
                     return rest
                 if ctype == b"zTXt":
-                    return _inflate_bounded(rest[1:], MAX_TI_PAYLOAD_BYTES, "text chunk")
+                    return _inflate_bounded(rest[1:], MAX_TI_PAYLOAD_BYTES, "compressed embedding text chunk")
                 # iTXt: compression flag, method, language\0, translated keyword\0, text
                 if len(rest) < 2:
                     raise UnreadableFile("malformed iTXt chunk")
                 compressed = rest[0] == 1
                 _lang, _, after_lang = rest[2:].partition(b"\0")
                 _tkw, _, text = after_lang.partition(b"\0")
-                return _inflate_bounded(text, MAX_TI_PAYLOAD_BYTES, "text chunk") if compressed else text
+                return _inflate_bounded(text, MAX_TI_PAYLOAD_BYTES, "compressed embedding text chunk") if compressed else text
         if ctype == b"IEND":
             return None
         pos = body_end + 4
@@ -111,7 +112,7 @@ def _embedding_json(raw: bytes, where: str) -> object:
     try:
         return json.loads(raw, object_hook=_tensor_from_json)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise UnreadableFile(f"{where} is not valid JSON: {exc}") from None
+        raise UnreadableFile(f"a damaged {where}: not valid JSON ({sniff.plain_reason(exc)})") from None
 
 
 def decode_png_ti_payload(text: bytes) -> object:
@@ -121,13 +122,13 @@ def decode_png_ti_payload(text: bytes) -> object:
         raise UnreadableFile(f"embedding text chunk larger than {MAX_TI_PAYLOAD_BYTES} bytes")
     try:
         raw = base64.b64decode(text.strip(), validate=False)
-    except (binascii.Error, ValueError) as exc:
-        raise UnreadableFile(f"sd-ti-embedding chunk is not base64: {exc}") from None
+    except (binascii.Error, ValueError):
+        raise UnreadableFile("a damaged embedding text chunk (sd-ti-embedding): not base64 text") from None
     if raw.startswith((b"PK", b"\x80")):
         from .torchfile import load_torch_bytes
 
         return load_torch_bytes(raw).root
-    return _embedding_json(raw, "sd-ti-embedding chunk")
+    return _embedding_json(raw, "embedding text chunk (sd-ti-embedding)")
 
 
 # ---------------------------------------------------------------- data hidden in pixels
@@ -198,7 +199,8 @@ def pixel_embedding(path: str) -> object | None:
     if low.shape != high.shape:
         raise UnreadableFile("the image's two data bands differ in size: a damaged embedding image")
     packed = ((high << 4) | low).tobytes()
-    return _embedding_json(_inflate_bounded(packed, MAX_TI_PAYLOAD_BYTES, "data hidden in the image"), "data hidden in the image")
+    where = "embedding hidden in the image's pixels"
+    return _embedding_json(_inflate_bounded(packed, MAX_TI_PAYLOAD_BYTES, where), where)
 
 
 def image_embedding(path: str) -> tuple[object | None, str]:

@@ -18,6 +18,7 @@ import pickle
 
 import numpy as np
 
+from . import sniff
 from .report import UnreadableFile
 
 # The pickle part (data.pkl, or the legacy header pickles) of a LoRA is ~150 bytes per
@@ -262,8 +263,9 @@ def unpickle(stream, storages: dict, module_classes: list | None = None, globals
     except UnreadableFile:
         raise
     except RecursionError:
-        raise UnreadableFile("a damaged pickle (nested too deeply)") from None
+        raise UnreadableFile("a damaged torch file: its pickled data nests too deeply") from None
     except MemoryError:
         raise UnreadableFile("the pickle needs more memory than a LoRA or embedding could") from None
     except Exception as exc:  # EOF, bad opcodes, a stand-in called with wrong arguments
-        raise UnreadableFile(f"a damaged pickle ({type(exc).__name__}: {str(exc)[:120]})") from None
+        raise UnreadableFile(f"a damaged torch file: its pickled data is broken ({sniff.plain_reason(exc)}; "
+                             "an interrupted or corrupted download?)") from None

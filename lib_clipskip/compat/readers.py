@@ -257,7 +257,8 @@ def parse_header_json(raw: bytes) -> dict:
     except RecursionError:
         raise UnreadableFile("safetensors header nests JSON too deeply to be a safetensors header") from None
     except (UnicodeDecodeError, ValueError) as exc:
-        raise UnreadableFile(f"safetensors header is not valid JSON: {exc}") from None
+        raise UnreadableFile(f"a damaged safetensors file: its header holds {sniff.plain_reason(exc)} "
+                             "(an interrupted or corrupted download? download it again)") from None
     if not isinstance(header, dict):
         raise UnreadableFile("safetensors header is not a JSON object")
     return header

@@ -61,13 +61,14 @@ FORMAT_LABELS = {
     "diffusers-bin": "diffusers learned_embeds textual inversion",
     "emb-params": "kohya emb_params textual inversion",
     "onetrainer": "OneTrainer textual inversion",
-    "sdxl-clip-l-g": "SDXL clip_l/clip_g textual inversion",
+    "sdxl-clip-l-g": "clip_l/clip_g textual inversion",
     "png-embedded": "PNG-embedded textual inversion",
     "image-embedded": "textual inversion hidden in an image's pixels",
 }
 
 # Encoder names and their full depth in the value contract (SD2 counted on 24 layers).
 ENCODER_LAYERS = {"clip_l": 12, "clip_h": 24, "clip_g": 32}
+ENCODER_LABELS = {"clip_l": "CLIP-L", "clip_h": "OpenCLIP-H", "clip_g": "OpenCLIP-G"}
 
 CODE_TRAINED_SKIP_MISMATCH = "trained-clip-skip-mismatch"
 CODE_TE_LAYERS_SKIPPED = "te-layers-skipped"

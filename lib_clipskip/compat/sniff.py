@@ -7,8 +7,11 @@ exceeds the limit" does not.
 
 from __future__ import annotations
 
+import binascii
+import json
 import os
 import struct
+import zlib
 
 HEAD_BYTES = 512
 
@@ -107,6 +110,21 @@ def not_what_it_claims(path: str, head: bytes, file_size: int) -> str | None:
     if ext in (".png", ".webp", ".jxl", ".avif") and what.endswith(expected):
         return None  # an image where an image is expected: fine
     return f"{what}, not a {expected}"
+
+
+def plain_reason(exc: BaseException) -> str:
+    """What a decoding error means, in words: 'bytes that are not text', not "'utf-8' codec can't
+    decode byte 0xff in position 3"."""
+    if isinstance(exc, UnicodeDecodeError):
+        return "bytes that are not text where text belongs"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"invalid JSON at byte {exc.pos}"
+    if isinstance(exc, zlib.error):
+        return "compressed data that does not unpack"
+    if isinstance(exc, binascii.Error):
+        return "text that is not base64"
+    detail = str(exc)[:120]
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
 
 
 def unknown_bytes(path: str) -> str:

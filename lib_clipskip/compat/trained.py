@@ -159,7 +159,7 @@ def apply_trained_skip(report, metadata, per_encoder, zero_layers) -> None:
         default = 1 if report.family == FAMILY_SD1 else 2
         report.trained_clip_skip = default
         report.trained_clip_skip_source = "metadata"
-        report.trained_clip_skip_detail = "ss_clip_skip=None (kohya's default)"
+        report.trained_clip_skip_detail = "ss_clip_skip=None, kohya's default"
 
 
 def fmt(value: float) -> str:

@@ -161,6 +161,10 @@ def test_panel_in_the_browser(browser, serve, screenshot, host_webui, injected_h
     js(browser, "clipskip.refresh('txt2img')")
     browser.wait_for_text(STATUS, "SDXL", timeout=60)
     browser.wait_visible(SLIDER_G)
+    # the SD 1.x plot must not sit under an SDXL model line: it goes, and a line says why
+    stale = browser.wait_for_text(PLOT, "The plot was drawn for SD 1.x")
+    assert "the model is now SDXL" in stale
+    assert js(browser, f"return document.querySelectorAll('#{PLOT} svg').length") == 0
     screenshot("panel_05_sdxl", ACCORDION)
     ui.load("sd1")
     js(browser, "clipskip.refresh('txt2img')")

@@ -54,7 +54,7 @@ class StableDiffusionModelHijack:
                     conditioner.embedders[index] = open_clip_wrappers().FrozenOpenCLIPEmbedderWithCustomWords(embedder, self)
                     text_cond_models.append(conditioner.embedders[index])
                 if typename == "FrozenCLIPEmbedder":
-                    embeddings = embedder.transformer.text_model.embeddings
+                    embeddings = text_pipeline.text_model(embedder.transformer).embeddings
                     embeddings.token_embedding = EmbeddingsWithFixes(embeddings.token_embedding, self)
                     conditioner.embedders[index] = sd_hijack_clip.FrozenCLIPEmbedderForSDXLWithCustomWords(embedder, self)
                     text_cond_models.append(conditioner.embedders[index])
@@ -66,7 +66,7 @@ class StableDiffusionModelHijack:
             return
         typename = type(m.cond_stage_model).__name__
         if typename == "FrozenCLIPEmbedder":
-            embeddings = m.cond_stage_model.transformer.text_model.embeddings
+            embeddings = text_pipeline.text_model(m.cond_stage_model.transformer).embeddings
             embeddings.token_embedding = EmbeddingsWithFixes(embeddings.token_embedding, self)
             m.cond_stage_model = sd_hijack_clip.FrozenCLIPEmbedderWithCustomWords(m.cond_stage_model, self)
         elif typename == "FrozenOpenCLIPEmbedder":

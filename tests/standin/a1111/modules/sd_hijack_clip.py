@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from modules import devices, sd_hijack
 from modules.shared import opts
-from standin_common.text_pipeline import ChunkPipeline, PromptChunk, PromptChunkFix  # noqa: F401
+from standin_common.text_pipeline import ChunkPipeline, PromptChunk, PromptChunkFix, text_model  # noqa: F401
 
 
 class TextConditionalModel(torch.nn.Module, ChunkPipeline):
@@ -71,13 +71,13 @@ class FrozenCLIPEmbedderWithCustomWords(FrozenCLIPEmbedderWithCustomWordsBase):
         outputs = self.wrapped.transformer(input_ids=tokens, output_hidden_states=-opts.CLIP_stop_at_last_layers)
         if opts.CLIP_stop_at_last_layers > 1:
             z = outputs.hidden_states[-opts.CLIP_stop_at_last_layers]
-            z = self.wrapped.transformer.text_model.final_layer_norm(z)
+            z = text_model(self.wrapped.transformer).final_layer_norm(z)
         else:
             z = outputs.last_hidden_state
         return z
 
     def encode_embedding_init_text(self, init_text, nvpt):
-        embedding_layer = self.wrapped.transformer.text_model.embeddings
+        embedding_layer = text_model(self.wrapped.transformer).embeddings
         ids = self.wrapped.tokenizer(init_text, max_length=nvpt, return_tensors="pt", add_special_tokens=False)["input_ids"]
         return embedding_layer.token_embedding.wrapped(ids.to(devices.device)).squeeze(0)
 

@@ -20,6 +20,13 @@ from standin_common.prompt_parser import parse_prompt_attention
 PromptChunkFix = namedtuple("PromptChunkFix", ["offset", "embedding"])
 
 
+def text_model(transformer):
+    """``transformer.text_model`` as the hosts write it.  transformers 5 flattened ``CLIPTextModel``
+    (no ``.text_model``: its embeddings, encoder and final LayerNorm sit on the model itself); both
+    hosts pin 4.x, so this stands for what a fork on transformers 5 must read instead."""
+    return getattr(transformer, "text_model", transformer)
+
+
 class PromptChunk:
     def __init__(self):
         self.tokens = []

@@ -48,7 +48,7 @@ class ClassicTextProcessingEngine(ChunkPipeline):
         self.chunk_length = chunk_length
         self.setup_vocab(tokenizer)
         self.id_pad = tokenizer.pad_token_id
-        model_embeddings = text_encoder.transformer.text_model.embeddings
+        model_embeddings = text_pipeline.text_model(text_encoder.transformer).embeddings
         model_embeddings.token_embedding = EmbeddingsWithFixes(model_embeddings.token_embedding, self.embeddings, textual_inversion_key=embedding_key)
 
     def current_opts(self):
@@ -68,7 +68,7 @@ class ClassicTextProcessingEngine(ChunkPipeline):
         layer_id = -max(self.clip_skip, self.minimal_clip_skip)
         z = outputs.hidden_states[layer_id]
         if self.final_layer_norm:
-            z = self.text_encoder.transformer.text_model.final_layer_norm(z)
+            z = text_pipeline.text_model(self.text_encoder.transformer).final_layer_norm(z)
         if self.return_pooled:
             pooled_output = outputs.pooler_output
             if self.text_projection and self.embedding_key != "clip_l":
