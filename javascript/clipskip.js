@@ -188,7 +188,20 @@ var clipskip = (function() {
         }
     }
 
+    /** Act on a status that asks to turn the panel on at once: a later refresh replaces it. */
+    function observeStatus(tab) {
+        var status = root().querySelector(".clipskip-status.clipskip-tab-" + tab);
+        if (!status || status.dataset.clipskipObserved || typeof MutationObserver !== "function") {
+            return;
+        }
+        status.dataset.clipskipObserved = "1";
+        new MutationObserver(function() {
+            switchPanel(tab);
+        }).observe(status, {childList: true, subtree: true, attributes: true});
+    }
+
     function watch(tab) {
+        observeStatus(tab);
         var from = source(tab);
         if (!from || from.dataset.clipskipWatched) {
             return;

@@ -311,7 +311,7 @@ def build(elem_id: Callable[[str], str], input_accordion: Callable[..., Any], ti
     on_refresh.__annotations__["request"] = gr.Request  # gradio injects it by this (real, not postponed) annotation
 
     def on_remember(enabled_value, clip_skip_value, clip_skip_g_value, prompt_value, schedule_value, negative_value,
-                    seen_value):
+                    seen_value, _plot_model_value):
         current = panel_values(enabled_value, clip_skip_value, clip_skip_g_value, schedule_value, negative_value)
         message = remember_now(current)
         if isinstance(seen_value, dict) and message.startswith("Remembered"):

@@ -244,7 +244,9 @@ def test_values_remembered_per_checkpoint_in_the_browser(browser, serve, host_we
     browser.wait_until(lambda: browser.value(SLIDER) == "3", message="the remembered value did not load")
     browser.wait_for_text(STATUS, "CLIP ViT-L 3 checkpoint")
     browser.open(url)
-    browser.wait_until(lambda: browser.value(SLIDER) == "3", timeout=30, message="not loaded on a fresh page")
+    # ticking the accordion's checkbox turns the script on without opening it (as A1111's InputAccordion)
     browser.wait_until(lambda: js(browser, f"return document.getElementById('{ACCORDION}-visible-checkbox').checked"),
-                       message="loading did not turn the panel on")
+                       timeout=30, message="loading did not turn the panel on")
+    browser.open_accordion(ACCORDION)
+    browser.wait_until(lambda: browser.value(SLIDER) == "3", message="not loaded on a fresh page")
     browser.wait_for_text(STATUS, "remembered CLIP skip 3")
