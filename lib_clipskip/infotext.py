@@ -152,6 +152,9 @@ class _Value:
         if self.key == HOST_KEY:
             if plan is None:
                 return _host_written(p, state.adapter if state is not None else current())
+            request = state.requests.get(batch)
+            if request is not None and (request.scheduled or batch in state.negative_plans):
+                return None  # a value over the steps or the negative prompt's own: the WebUI can't make it alone
             value = host_reproduces(plan, state.adapter)
             return value if value is not None and value > 1 else None
         if self.key == KEY_FAILED:

@@ -271,3 +271,15 @@ def test_the_first_steps_anchor_is_the_hosts_result_itself(webui, monkeypatch):
     monkeypatch.setattr(generation, "_encode_anchor", lambda *a, **k: calls.append(1) or real(*a, **k))
     run(webui, clip_skip=0, schedule="3..1")
     assert len(calls) == 2 * 2  # negative and positive prompt: anchors 2 and 1
+
+
+def test_no_host_clip_skip_is_claimed_for_what_the_host_cannot_make(webui):
+    """Seen in the real hosts: a ramp's image said `Clip skip: 3` (its first step), which the WebUI alone can't make."""
+    webui.load("sd1")
+    ramp = webui.run(webui.txt2img("a cat", steps=4, enabled=True, clip_skip=0, schedule="3..1")).infotexts[0]
+    negative = webui.run(webui.txt2img("a cat", steps=4, enabled=True, clip_skip=3, clip_skip_negative="1",
+                                       negative_prompt="blurry")).infotexts[0]
+    plain = webui.run(webui.txt2img("a cat", steps=4, enabled=True, clip_skip=3)).infotexts[0]
+    assert "Clip skip:" not in ramp and "CLIP skip ext: 3" in ramp
+    assert "Clip skip:" not in negative and "CLIP skip ext negative: 1" in negative
+    assert "Clip skip: 3" in plain
