@@ -188,6 +188,37 @@ var clipskip = (function() {
         }
     }
 
+    var PASTE_NOTES_MS = 30000;
+    var pasteNotes = {};
+
+    /** What a paste translated stays in the status (the refresh the pasted values start would
+     * replace it within a second) until the user changes one of the panel's values, or 30 s. */
+    function keepPasteNotes(tab, status) {
+        var notes = status.querySelector(".clipskip-paste-notes");
+        var kept = pasteNotes[tab];
+        if (notes) {
+            if (!kept || kept.html !== notes.outerHTML) {
+                pasteNotes[tab] = {html: notes.outerHTML, at: Date.now()};
+            }
+            return;
+        }
+        var summary = status.querySelector(".clipskip-summary");
+        if (kept && summary && Date.now() - kept.at < PASTE_NOTES_MS) {
+            summary.insertAdjacentHTML("beforeend", kept.html);
+        }
+    }
+
+    function onUserInput(event) {
+        if (!event.isTrusted) {
+            return;
+        }
+        TABS.forEach(function(tab) {
+            if (event.target.closest && event.target.closest("[id^='script_" + tab + "_clip_skip']")) {
+                delete pasteNotes[tab];
+            }
+        });
+    }
+
     /** Act on a status that asks to turn the panel on at once: a later refresh replaces it. */
     function observeStatus(tab) {
         var status = root().querySelector(".clipskip-status.clipskip-tab-" + tab);
@@ -197,6 +228,7 @@ var clipskip = (function() {
         status.dataset.clipskipObserved = "1";
         new MutationObserver(function() {
             switchPanel(tab);
+            keepPasteNotes(tab, status);
         }).observe(status, {childList: true, subtree: true, attributes: true});
     }
 
@@ -225,6 +257,7 @@ var clipskip = (function() {
         TABS.forEach(watch);
         var app = root();
         app.addEventListener("click", onClick);
+        app.addEventListener("input", onUserInput, true);
         app.addEventListener("pointerdown", onPointerDown, true);
         app.addEventListener("pointerover", onPointerOver);
         setInterval(function() {

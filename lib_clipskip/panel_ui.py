@@ -329,7 +329,8 @@ def build(elem_id: Callable[[str], str], input_accordion: Callable[..., Any], ti
         ordering = {"queue": True, "concurrency_id": f"clipskip_panel_{tab}", "concurrency_limit": 1}
     else:  # gradio 3: straight to the server, never behind a generation in the queue
         ordering = {"queue": False}
-    for trigger in (enabled.change, clip_skip.change, clip_skip_g.change, prompt.change, negative.change, refresh.click):
+    for trigger in (enabled.change, clip_skip.change, clip_skip_g.change, prompt.change, schedule.change, negative.change,
+                    refresh.click):
         trigger(fn=on_refresh, inputs=all_values, outputs=outputs, show_progress="hidden", **ordering)
     remember.click(fn=on_remember, inputs=all_values, outputs=[status, seen], show_progress="hidden", **ordering)
     explore_button.click(fn=explore_ui, inputs=inputs, outputs=[plot, plot_model], show_progress="minimal")

@@ -336,7 +336,7 @@ def test_js_and_css_use_only_prefixed_names_that_the_panel_makes():
     js = (ROOT / "javascript" / "clipskip.js").read_text(encoding="utf-8")
     css = (ROOT / "style.css").read_text(encoding="utf-8")
     python = "".join((ROOT / "lib_clipskip" / name).read_text(encoding="utf-8")
-                     for name in ("panel.py", "panel_ui.py", "explorer.py"))
+                     for name in ("panel.py", "panel_ui.py", "explorer.py", "paste.py"))
     # every top-level JS global starts with clipskip
     globals_ = re.findall(r"^(?:var|let|const|function)\s+(\w+)", js, flags=re.MULTILINE)
     assert globals_ and all(name.startswith("clipskip") for name in globals_), globals_
