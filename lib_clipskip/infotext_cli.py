@@ -1,4 +1,4 @@
-"""``python -m lib_clipskip infotext [--model sd1|sd2|sdxl] [--host a1111|forge] [--json] (TEXT | IMAGE ...)``.
+"""``python -m lib_clipskip infotext [--model sd1|sd2|sdxl] [--host a1111|forge|reforge] [--json] (TEXT | IMAGE ...)``.
 
 For a parameters text or image files: which tool wrote it, the clip skip it records, the layer
 per encoder that means, what this extension applies on the host (a paste there), and the value
@@ -19,7 +19,7 @@ from lib_clipskip.numbering import HOST_TOOLS, TOOL_LABELS, Tool, equivalents, h
 from lib_clipskip.values import FAMILY_LABELS, Family, format_value
 
 FAMILIES = {"sd1": Family.SD1, "sd2": Family.SD2, "sdxl": Family.SDXL}
-HOSTS = ("a1111", "forge")
+HOSTS = ("a1111", "forge", "reforge")  # Forge Classic and Neo number as Forge
 MAX_TEXT_FILE = 1024 * 1024  # a parameters .txt file; larger files are not parameters
 _IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
 
@@ -135,7 +135,8 @@ def _human(name: str, source: image_sources.Source, data: dict[str, Any]) -> str
     host_value = apply["host_clip_skip"]
     told += f"; {host}'s Clip skip {host_value if host_value is not None else 'not applied'}"
     eq = data["equivalents"]
-    equivalent = (f"AUTOMATIC1111 Clip skip {_or_dash(eq['a1111'])}, Forge Clip skip {_or_dash(eq['forge'])}, ComfyUI "
+    equivalent = (f"AUTOMATIC1111 Clip skip {_or_dash(eq['a1111'])}, Forge Clip skip {_or_dash(eq['forge'])}, "
+                  f"reForge Clip skip {_or_dash(eq['reforge'])}, ComfyUI "
                   f"CLIPSetLastLayer {_or_dash(eq['comfyui'])}, diffusers clip_skip {_or_dash(eq['diffusers'])}")
     lines = [f"{name}:" if name != "text" else "parameters:",
              f"  tool: {label}",

@@ -57,7 +57,7 @@ TOOL_LABELS = {
 }
 
 #: the running host's name (``hosts.current().name``) -> the tool whose numbering it has
-HOST_TOOLS = {"a1111": Tool.A1111, "forge": Tool.FORGE}
+HOST_TOOLS = {"a1111": Tool.A1111, "forge": Tool.FORGE, "reforge": Tool.REFORGE}
 
 _ENCODER_LABELS = {"clip_l": "CLIP-L", "clip_h": "ViT-H", "clip_g": "OpenCLIP-G"}
 
@@ -154,14 +154,16 @@ def host_option_for(tool: Tool, family: Family, layers: Layers, clip_l_skip: boo
 def equivalents(family: Family, layers: Layers | None) -> dict[str, int | None]:
     """The value each tool needs for ``layers``; None where it can't express them.
 
-    ``a1111``/``forge``: their ``Clip skip``; ``comfyui``: ``stop_at_clip_layer``; ``diffusers``:
-    the pipelines' ``clip_skip`` (positive prompt only: the negative keeps the default layer).
+    ``a1111``/``forge``/``reforge``: their ``Clip skip`` (``forge`` is also Forge Classic and Neo);
+    ``comfyui``: ``stop_at_clip_layer``; ``diffusers``: the pipelines' ``clip_skip`` (positive prompt
+    only: the negative keeps the default layer).
     """
-    out: dict[str, int | None] = {"a1111": None, "forge": None, "comfyui": None, "diffusers": None}
+    out: dict[str, int | None] = {"a1111": None, "forge": None, "reforge": None, "comfyui": None, "diffusers": None}
     if not layers or family not in FAMILY_ENCODERS or not FAMILY_ENCODERS[family]:
         return out
     out["a1111"] = host_option_for(Tool.A1111, family, layers, prefer=1)
     out["forge"] = host_option_for(Tool.FORGE, family, layers)
+    out["reforge"] = host_option_for(Tool.REFORGE, family, layers)
     values = set(layers.values())
     if len(values) != 1 or not next(iter(values)).is_integer():
         return out

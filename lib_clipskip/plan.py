@@ -31,10 +31,13 @@ class ModelInfo:
     """What the host adapter found out about the loaded model."""
 
     family: Family
-    host: str  # "a1111" or "forge"
+    host: str  # the adapter's name: "a1111", "forge" or "reforge"
     slots: tuple[EncoderSlot, ...] = ()
     no_effect_reason: str | None = None  # set when clip skip cannot change this model
     loading: bool = False  # the host is (re)loading it: its encoders are not set up yet
+    #: set when the host itself chooses the layer of the generation (reForge's Dynamic clip skip):
+    #: the extension then applies nothing, and this says why
+    host_steers: str | None = None
 
     @property
     def label(self) -> str:
@@ -94,6 +97,8 @@ def resolve(request: ClipSkipRequest, model: ModelInfo) -> Resolution:
     if model.family is Family.OTHER or not model.slots:
         reason = model.no_effect_reason or "it has no CLIP text encoder whose layers condition the image"
         return Resolution(None, (f"CLIP skip has no effect on {model.label}: {reason}.",))
+    if model.host_steers:
+        return Resolution(None, (f"{model.host_steers}.",))
 
     messages: list[str] = []
     encoders: list[EncoderPlan] = []

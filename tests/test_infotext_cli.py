@@ -42,18 +42,18 @@ def test_issue_case_1_as_json(tmp_path):
     assert data["layers"] == {"clip_l": 1, "clip_g": 1}
     assert data["apply"] == {"host": "a1111", "model": "sdxl", "enabled": True, "clip_skip": 1, "clip_skip_g": None,
                              "host_clip_skip": None, "layers": {"clip_l": 1, "clip_g": 1}}
-    assert data["equivalents"] == {"a1111": None, "forge": None, "comfyui": -1, "diffusers": None}
+    assert data["equivalents"] == {"a1111": None, "forge": None, "reforge": None, "comfyui": -1, "diffusers": None}
     assert any("CLIPSetLastLayer -1" in note for note in data["notes"])
 
 
-@pytest.mark.parametrize("host, enabled, host_clip_skip", [("a1111", False, 2), ("forge", True, 1)])
+@pytest.mark.parametrize("host, enabled, host_clip_skip", [("a1111", False, 2), ("forge", True, 1), ("reforge", False, 2)])
 def test_issue_case_2_per_host(capsys, host, enabled, host_clip_skip):
     assert main(["infotext", "--json", "--model", "sd2", "--host", host, ti.webui_text("sd2", 2)]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["tool"] == "a1111" and data["layers"] == {"clip_h": 2}
     assert (data["apply"]["enabled"], data["apply"]["host_clip_skip"]) == (enabled, host_clip_skip)
     assert data["apply"]["layers"] == {"clip_h": 2}
-    assert data["equivalents"] == {"a1111": 1, "forge": 1, "comfyui": -2, "diffusers": 0}
+    assert data["equivalents"] == {"a1111": 1, "forge": 1, "reforge": 1, "comfyui": -2, "diffusers": 0}
 
 
 def test_issue_cases_3_and_4(capsys):
@@ -62,11 +62,16 @@ def test_issue_cases_3_and_4(capsys):
     trip = json.loads(capsys.readouterr().out)
     assert trip["tool"] == "tripclipskip" and trip["layers"] == {"clip_l": 1.35}
     assert trip["recorded"] == {"TripClipSkip_value": 1.35, "TripClipSkip_type": "lerp", "Clip skip": 2}
-    assert trip["equivalents"] == {"a1111": None, "forge": None, "comfyui": None, "diffusers": None}
+    assert trip["equivalents"] == {"a1111": None, "forge": None, "reforge": None, "comfyui": None, "diffusers": None}
     assert main(["infotext", "--json", "--model", "sdxl", "--host", "forge", ti.webui_text("sdxl", 3)]) == 0
     xl = json.loads(capsys.readouterr().out)
     assert xl["layers"] == {"clip_l": 2, "clip_g": 2} and xl["apply"]["enabled"] is True
     assert any("Clip skip SDXL" in note for note in xl["notes"])
+    # reForge: its own Clip skip 3 moves both SDXL encoders to 3 (forge_clip.py), so a paste needs no panel
+    assert main(["infotext", "--json", "--model", "sdxl", "--host", "reforge", ti.webui_text("sdxl", 3, ti.REFORGE_VERSION)]) == 0
+    re_xl = json.loads(capsys.readouterr().out)
+    assert re_xl["layers"] == {"clip_l": 3, "clip_g": 3} and re_xl["apply"]["enabled"] is False
+    assert re_xl["apply"]["host_clip_skip"] == 3 and re_xl["equivalents"]["reforge"] == 3
 
 
 def test_human_output(capsys):
@@ -74,7 +79,8 @@ def test_human_output(capsys):
     out = capsys.readouterr().out
     assert "tool: AUTOMATIC1111 (Version v1.10.1)" in out and "records: Clip skip: 2" in out
     assert "layers (SD 2.x): 2" in out and "applies on Forge: panel on at 2; Forge's Clip skip 1" in out
-    assert "equivalents: AUTOMATIC1111 Clip skip 1, Forge Clip skip 1, ComfyUI CLIPSetLastLayer -2, diffusers clip_skip 0" in out
+    assert ("equivalents: AUTOMATIC1111 Clip skip 1, Forge Clip skip 1, reForge Clip skip 1, ComfyUI CLIPSetLastLayer -2, "
+            "diffusers clip_skip 0") in out
 
 
 def test_every_image_case_through_the_cli(tmp_path):

@@ -1,8 +1,10 @@
 """The only code that knows AUTOMATIC1111 from Forge.
 
 ``detect()`` picks an adapter by feature, never by version string: Forge's text encoders run
-in ``backend.text_processing`` and its ``sd_model`` carries ``text_processing_engine*``;
-A1111 wraps the encoders in ``modules.sd_hijack_clip`` classes.  WebUI modules are imported
+in ``backend.text_processing`` and its ``sd_model`` carries ``text_processing_engine*`` (so do
+Forge Classic and Forge Neo, Haoming02's descendants of that backend); reForge keeps A1111's
+pipeline but replaces the encoders with ``modules_forge.forge_clip`` classes; A1111 wraps the
+encoders in ``modules.sd_hijack_clip`` classes.  WebUI modules are imported
 inside functions only, so this package imports without a WebUI.
 """
 
@@ -14,14 +16,24 @@ import importlib.util
 from lib_clipskip.hosts.base import EncoderHandle, HostAdapter, LoadedModel
 
 #: what the user calls each host
-HOST_LABELS = {"a1111": "AUTOMATIC1111", "forge": "Forge"}
+HOST_LABELS = {"a1111": "AUTOMATIC1111", "forge": "Forge", "reforge": "reForge"}
+
+
+def _has_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def is_forge() -> bool:
-    try:
-        return importlib.util.find_spec("backend.text_processing.classic_engine") is not None
-    except (ImportError, ValueError):
-        return False
+    """Forge's ``backend/`` (Forge main, Forge Classic, Forge Neo): ``ClassicTextProcessingEngine``."""
+    return _has_module("backend.text_processing.classic_engine")
+
+
+def is_reforge() -> bool:
+    """reForge main (and the old-backend Forge it grew from): ``modules_forge/forge_clip.py`` encoders."""
+    return _has_module("modules_forge.forge_clip")
 
 
 def detect() -> HostAdapter:
@@ -29,6 +41,10 @@ def detect() -> HostAdapter:
         from lib_clipskip.hosts.forge import ForgeAdapter
 
         return ForgeAdapter()
+    if is_reforge():
+        from lib_clipskip.hosts.reforge import ReForgeAdapter
+
+        return ReForgeAdapter()
     from lib_clipskip.hosts.a1111 import A1111Adapter
 
     return A1111Adapter()
@@ -46,4 +62,4 @@ def loaded_model_info():
     return adapter.inspect(adapter.current_model()).info
 
 
-__all__ = ["HOST_LABELS", "EncoderHandle", "HostAdapter", "LoadedModel", "current", "detect", "is_forge", "loaded_model_info"]
+__all__ = ["HOST_LABELS", "EncoderHandle", "HostAdapter", "LoadedModel", "current", "detect", "is_forge", "is_reforge", "loaded_model_info"]
