@@ -53,7 +53,7 @@ class Folder:
 @dataclass
 class WebUIFolders:
     root: str
-    host: str  # "a1111" | "forge"
+    host: str  # "a1111" | "forge" | "reforge"
     lora: list[Folder] = field(default_factory=list)
     embeddings: list[Folder] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -84,8 +84,11 @@ def find_webui_root(cwd: str, extension_dir: str) -> str | None:
 
 
 def host_of(root: str) -> str:
-    """Forge carries its own packages next to ``modules`` (``modules_forge``, ``backend``)."""
-    return "forge" if os.path.isdir(os.path.join(root, "modules_forge")) else "a1111"
+    """Forge carries its own packages next to ``modules`` (``modules_forge``, ``backend``); reForge
+    has ``modules_forge`` without ``backend``, its encoders in ``modules_forge/forge_clip.py``."""
+    if not os.path.isdir(os.path.join(root, "modules_forge")):
+        return "a1111"
+    return "reforge" if os.path.isfile(os.path.join(root, "modules_forge", "forge_clip.py")) else "forge"
 
 
 # --- COMMANDLINE_ARGS as the start scripts set it ---------------------------------------------
@@ -244,8 +247,8 @@ def webui_folders(root: str, host: str | None = None, windows: bool | None = Non
     def set_by(option: str) -> str:
         return f"{option} from {source}"
 
-    if host == "forge" and "a1111_home" in options:
-        # Forge adds these unless they were given (launch_utils.py configure_forge_reference_checkout)
+    if host in ("forge", "reforge") and "a1111_home" in options:
+        # Forge and reForge add these unless they were given (launch_utils.py configure_forge_reference_checkout)
         for key, sub in (("embeddings_dir", "embeddings"), ("lora_dir", os.path.join("models", "lora"))):
             target = os.path.join(path(options["a1111_home"]), sub)
             if key not in options and os.path.exists(target):
