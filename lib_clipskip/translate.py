@@ -66,6 +66,10 @@ def detect(params: Mapping[str, Any]) -> Detected:
         return Detected(Tool.COMFYUI_SAVER, version)
     if _FOOOCUS_VERSION.match(version) or str(params.get("Software", "")).startswith("Fooocus"):
         return Detected(Tool.FOOOCUS, version)
+    if version.lower() == "neo":  # Forge Neo: modules_forge/forge_version.py, git_tag() returns it as is
+        return Detected(Tool.FORGE, version)
+    if version.lower() == "classic":  # Forge Classic (the same file)
+        return Detected(Tool.FORGE_CLASSIC, version)
     if version.startswith("f"):
         if _REFORGE_VERSION.match(version):
             return Detected(Tool.REFORGE, version)

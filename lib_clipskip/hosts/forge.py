@@ -93,8 +93,10 @@ class ForgeAdapter(HostAdapter):
         return None
 
     def lora_folders(self, cmd_opts: Any) -> list[Any]:
-        """Forge lists ``--lora-dir`` only (``sd_forge_lora/networks.py:131``)."""
-        return [getattr(cmd_opts, "lora_dir", None)]
+        """Forge lists ``--lora-dir`` only (``sd_forge_lora/networks.py:131``); Forge Neo also every
+        ``--lora-dirs`` (``extensions-builtin/sd_forge_lora/networks.py:142``, copy 7862a96)."""
+        extra = getattr(cmd_opts, "lora_dirs", None)
+        return [getattr(cmd_opts, "lora_dir", None), *(extra if isinstance(extra, (list, tuple)) else ())]
 
     def written_option(self, value: Any) -> Any:
         """``int(getattr(p, 'clip_skip', opts.CLIP_stop_at_last_layers))`` (``processing.py:721``)."""
