@@ -1,4 +1,4 @@
-"""``python -m lib_clipskip infotext [--model sd1|sd2|sdxl] [--host a1111|forge|reforge] [--json] (TEXT | IMAGE ...)``.
+"""``python -m lib_clipskip infotext [--model sd1|sd2|sdxl] [--host a1111|forge|reforge|forge-classic] [--json] (TEXT | IMAGE ...)``.
 
 For a parameters text or image files: which tool wrote it, the clip skip it records, the layer
 per encoder that means, what this extension applies on the host (a paste there), and the value
@@ -19,7 +19,7 @@ from lib_clipskip.numbering import HOST_TOOLS, TOOL_LABELS, Tool, equivalents, h
 from lib_clipskip.values import FAMILY_LABELS, Family, format_value
 
 FAMILIES = {"sd1": Family.SD1, "sd2": Family.SD2, "sdxl": Family.SDXL}
-HOSTS = ("a1111", "forge", "reforge")  # Forge Classic and Neo number as Forge
+HOSTS = ("a1111", "forge", "reforge", "forge-classic")  # Forge Neo numbers as Forge
 MAX_TEXT_FILE = 1024 * 1024  # a parameters .txt file; larger files are not parameters
 _IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
 

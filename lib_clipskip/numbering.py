@@ -24,7 +24,8 @@ class Tool(str, Enum):
     CLIPSKIP = "sd-webui-clipskip"
     A1111 = "a1111"
     FORGE = "forge"  # the f2 backend (Forge main; reForge's newmain_newforge branch)
-    FORGE_CLASSIC = "forge-f1"  # Forge f0.x / f1.x (the old backend, as reForge)
+    FORGE_CLASSIC = "forge-f1"  # Forge f1.0.2+ (the old backend with "Clip skip to all models", as reForge)
+    FORGE_F0 = "forge-f0"  # Forge f0.x / f1.0.0 and Forge Classic: the old backend, Clip skip on SD1 only
     REFORGE = "reforge"
     SDNEXT = "sdnext"
     COMFYUI = "comfyui"  # the workflow graph: CLIPSetLastLayer
@@ -42,7 +43,8 @@ TOOL_LABELS = {
     Tool.CLIPSKIP: "sd-webui-clipskip",
     Tool.A1111: "AUTOMATIC1111",
     Tool.FORGE: "Forge",
-    Tool.FORGE_CLASSIC: "Forge (f0/f1 backend)",
+    Tool.FORGE_CLASSIC: "Forge (f1 backend)",
+    Tool.FORGE_F0: "Forge (f0 backend) / Forge Classic",
     Tool.REFORGE: "reForge",
     Tool.SDNEXT: "SD.Next",
     Tool.COMFYUI: "ComfyUI",
@@ -57,7 +59,7 @@ TOOL_LABELS = {
 }
 
 #: the running host's name (``hosts.current().name``) -> the tool whose numbering it has
-HOST_TOOLS = {"a1111": Tool.A1111, "forge": Tool.FORGE, "reforge": Tool.REFORGE}
+HOST_TOOLS = {"a1111": Tool.A1111, "forge": Tool.FORGE, "reforge": Tool.REFORGE, "forge-classic": Tool.FORGE_F0}
 
 _ENCODER_LABELS = {"clip_l": "CLIP-L", "clip_h": "ViT-H", "clip_g": "OpenCLIP-G"}
 
@@ -107,12 +109,16 @@ def host_layers(tool: Tool, family: Family, option: float | None, clip_l_skip: b
     - A1111 v1.10.1: SD1 N; SD2 and the SDXL refiner ignore it (2); SDXL CLIP-L follows it only with
       "Clip skip SDXL" (``clip_l_skip``), OpenCLIP-G never.
     - Forge f2: SD1 N; SD2 N + 1 (23 of 24 layers loaded); SDXL both encoders max(N, 2).
-    - Forge f0/f1, reForge: SD1 N; SD2 and SDXL max(N, 2) (24-layer SD2).
+    - Forge f1.0.2+, reForge: SD1 N; SD2 and SDXL max(N, 2) (24-layer SD2).
+    - Forge f0.x / f1.0.0 and Forge Classic: SD1 N; SD2 and SDXL keep their layer (2): their
+      ``forge_clip`` wrappers read the option on SD1 only.
     - SD.Next (diffusers backend): SD1 N; SD2 N + 1; SDXL both N + 1 (fractions allowed).
     """
     n = 1.0 if option is None else float(option)
     if family is Family.SD1:
         return {"clip_l": n}
+    if tool is Tool.FORGE_F0:
+        return default_layers(family)
     if tool in (Tool.A1111, Tool.UNKNOWN):
         if family is Family.SDXL:
             return {"clip_l": n if clip_l_skip else 2.0, "clip_g": 2.0}
@@ -121,7 +127,7 @@ def host_layers(tool: Tool, family: Family, option: float | None, clip_l_skip: b
         return {"clip_h": n + 1} if family is Family.SD2 else uniform(family, max(n, 2.0))
     if tool is Tool.SDNEXT:
         return uniform(family, n + 1)
-    return uniform(family, max(n, 2.0))  # Forge f0/f1, reForge
+    return uniform(family, max(n, 2.0))  # Forge f1, reForge
 
 
 def comfy_layers(family: Family, m: int | None) -> Layers:

@@ -45,15 +45,15 @@ ROWS: tuple[Row, ...] = (
         "`backend/huggingface/stabilityai/stable-diffusion-2-1/text_encoder/config.json`"),
     Row(Tool.FORGE, (SDXL,), "", "`Clip skip: k`", "max(k, 2) on both encoders",
         "Forge dfdcbab6 `backend/diffusion_engine/sdxl.py:52-83`"),
-    Row(Tool.FORGE_CLASSIC, (SD1, SD2, SDXL), "`Version: f0.0.17v1.8.0rc-…`, `f1.0.2v1.10.1-…`", "`Clip skip: k`",
+    Row(Tool.FORGE_F0, (SD1, SD2, SDXL), "`Version: f0.0.17v1.8.0rc-…`, `f1.0.0v1.10.0rc-…`, `classic` (Forge Classic)",
+        "`Clip skip: k`", "SD 1.x k; SD 2.x and SDXL 2 (their encoders ignore it)",
+        "Forge ef35383b `modules_forge/forge_clip.py` (before 0ba9f7f3 \"Clip Skip to All Models\"); "
+        "Haoming02/sd-webui-forge-classic 1f95d717 `modules_forge/forge_clip.py`, `modules_forge/forge_version.py`"),
+    Row(Tool.FORGE_CLASSIC, (SD1, SD2, SDXL), "`Version: f1.0.2v1.10.1-…` (the f1 line after 2024-07-27)", "`Clip skip: k`",
         "SD 1.x k; SD 2.x max(k, 2); SDXL max(k, 2) on both", "Forge 37386592 `modules_forge/forge_clip.py`"),
     Row(Tool.FORGE, (SD1, SDXL), "`Version: neo`", "`Clip skip: k`", "SD 1.x k; SDXL max(k, 2) on both (Forge's backend; "
         "no SD 2.x)", "Haoming02/sd-webui-forge-classic neo (copy 7862a96) `backend/text_processing/classic_engine.py:111`, "
         "`modules_forge/forge_version.py`", "Forge Neo"),
-    Row(Tool.FORGE_CLASSIC, (SD1, SD2, SDXL), "`Version: classic`", "`Clip skip: k`",
-        "SD 1.x k; SD 2.x max(k, 2); SDXL max(k, 2) on both (SD 1.x and SDXL the same on its later Forge-backend "
-        "branch)", "Haoming02/sd-webui-forge-classic 1f95d717 `modules_forge/forge_version.py`, `modules_forge/forge_clip.py`",
-        "Forge Classic"),
     Row(Tool.REFORGE, (SD1, SD2, SDXL), "`Version: f1.0.0v2-v1.10.1RC-…` (a dash before `v1.….RC`)", "`Clip skip: k`",
         "SD 1.x k; SD 2.x max(k, 2); SDXL max(k, 2) on both", "reForge 3b56b268 `modules_forge/forge_clip.py:16-124`"),
     Row(Tool.REFORGE, (SD1, SD2, SDXL), "`Dynamic clip skip: s->2` or `Dynamic clip skip schedule: \"9,7,4,…\"`",

@@ -33,7 +33,7 @@ from .report import (
     FileReport,
 )
 
-HOST_LABELS = {"a1111": "A1111", "forge": "Forge", "reforge": "reForge"}
+HOST_LABELS = {"a1111": "A1111", "forge": "Forge", "reforge": "reForge", "forge-classic": "Forge Classic"}
 # The hosts' own defaults per family: what a generation uses when nobody sets a value.
 DEFAULT_CLIP_SKIP = {FAMILY_SD1: 1, FAMILY_SD2: 2, FAMILY_SDXL: 2}
 
@@ -172,9 +172,9 @@ def _weights_only_refusal(report: FileReport, host: str, version) -> CompatWarni
     at any torch (``ldm_patched/modules/utils.py:83`` ``load_torch_file(safe_load=True)``, called by
     ``extensions-builtin/Lora/networks.py:21``).  reForge keeps A1111's ``modules/safe.py`` but no
     longer puts it in place of ``torch.load`` (3b56b268 ``safe.py:194``), so A1111's refusals are not its."""
-    if host == "reforge" and report.kind != KIND_EMBEDDING and report.needs_full_unpickler:
+    if host in ("reforge", "forge-classic") and report.kind != KIND_EMBEDDING and report.needs_full_unpickler:
         return CompatWarning(CODE_HOST_CANNOT_LOAD, (
-            f"{what_it_is(report)}; reForge will not load it: its LoRA loader reads .pt files with torch's weights-only "
+            f"{what_it_is(report)}; {HOST_LABELS[host]} will not load it: its LoRA loader reads .pt files with torch's weights-only "
             f"loader, which refuses {report.needs_full_unpickler}; re-save the file as .safetensors"))
     if not (report.needs_full_unpickler and version and tuple(version) >= (2, 6)):
         return None

@@ -78,7 +78,7 @@ CODE_NO_EFFECT = "no-effect-on-model"
 CODE_UNREADABLE = "unreadable"
 CODE_HOST_CANNOT_LOAD = "host-cannot-load"
 
-HOSTS = ("a1111", "forge", "reforge")
+HOSTS = ("a1111", "forge", "reforge", "forge-classic")
 
 
 @dataclass(frozen=True)

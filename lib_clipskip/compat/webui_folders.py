@@ -53,7 +53,7 @@ class Folder:
 @dataclass
 class WebUIFolders:
     root: str
-    host: str  # "a1111" | "forge" | "reforge"
+    host: str  # "a1111" | "forge" | "reforge" | "forge-classic"
     lora: list[Folder] = field(default_factory=list)
     embeddings: list[Folder] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -88,7 +88,14 @@ def host_of(root: str) -> str:
     has ``modules_forge`` without ``backend``, its encoders in ``modules_forge/forge_clip.py``."""
     if not os.path.isdir(os.path.join(root, "modules_forge")):
         return "a1111"
-    return "reforge" if os.path.isfile(os.path.join(root, "modules_forge", "forge_clip.py")) else "forge"
+    forge_clip = os.path.join(root, "modules_forge", "forge_clip.py")
+    if not os.path.isfile(forge_clip):
+        return "forge"
+    try:  # Forge Classic's wrappers have no minimal_clip_skip (lib_clipskip.hosts.reforge.follows_option_everywhere)
+        with open(forge_clip, encoding="utf-8", errors="replace") as file:
+            return "reforge" if "self.minimal_clip_skip" in file.read(200_000) else "forge-classic"
+    except OSError:
+        return "reforge"
 
 
 # --- COMMANDLINE_ARGS as the start scripts set it ---------------------------------------------
@@ -247,7 +254,7 @@ def webui_folders(root: str, host: str | None = None, windows: bool | None = Non
     def set_by(option: str) -> str:
         return f"{option} from {source}"
 
-    if host in ("forge", "reforge") and "a1111_home" in options:
+    if host in ("forge", "reforge", "forge-classic") and "a1111_home" in options:
         # Forge and reForge add these unless they were given (launch_utils.py configure_forge_reference_checkout)
         for key, sub in (("embeddings_dir", "embeddings"), ("lora_dir", os.path.join("models", "lora"))):
             target = os.path.join(path(options["a1111_home"]), sub)

@@ -16,7 +16,7 @@ import importlib.util
 from lib_clipskip.hosts.base import EncoderHandle, HostAdapter, LoadedModel
 
 #: what the user calls each host
-HOST_LABELS = {"a1111": "AUTOMATIC1111", "forge": "Forge", "reforge": "reForge"}
+HOST_LABELS = {"a1111": "AUTOMATIC1111", "forge": "Forge", "reforge": "reForge", "forge-classic": "Forge Classic"}
 
 
 def _has_module(name: str) -> bool:
@@ -32,7 +32,7 @@ def is_forge() -> bool:
 
 
 def is_reforge() -> bool:
-    """reForge main (and the old-backend Forge it grew from): ``modules_forge/forge_clip.py`` encoders."""
+    """reForge and Forge Classic (the old-backend Forge both grew from): ``modules_forge/forge_clip.py`` encoders."""
     return _has_module("modules_forge.forge_clip")
 
 
@@ -42,9 +42,9 @@ def detect() -> HostAdapter:
 
         return ForgeAdapter()
     if is_reforge():
-        from lib_clipskip.hosts.reforge import ReForgeAdapter
+        from lib_clipskip.hosts.reforge import ForgeClassicAdapter, ReForgeAdapter, follows_option_everywhere
 
-        return ReForgeAdapter()
+        return ReForgeAdapter() if follows_option_everywhere() else ForgeClassicAdapter()
     from lib_clipskip.hosts.a1111 import A1111Adapter
 
     return A1111Adapter()

@@ -1,5 +1,8 @@
-"""reForge (``Panchovix/stable-diffusion-webui-reForge`` main, 3b56b268): A1111 v1.10's pipeline on the
-old-Forge ``ldm_patched`` backend.
+"""reForge (``Panchovix/stable-diffusion-webui-reForge`` main, 3b56b268) and Forge Classic
+(``Haoming02/sd-webui-forge-classic`` branch ``classic``, 1f95d717): A1111 v1.10's pipeline on the
+old-Forge ``ldm_patched`` backend.  Forge Classic archives Forge before "Clip Skip to All Models"
+(lllyasviel 0ba9f7f3, 2024-07-27): its ``forge_clip`` wrappers have no ``minimal_clip_skip`` and read the
+option on SD1 only; it has no Dynamic clip skip.  Everything else below holds for both.
 
 What differs from A1111, read at 3b56b268:
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lib_clipskip import numbering
 from lib_clipskip.hosts.a1111 import A1111Adapter
 from lib_clipskip.hosts.base import EncoderHandle, LoadedModel, host_skip_option, loaded_depth, transformers_handle
 from lib_clipskip.plan import EncoderSlot, ModelInfo
@@ -87,27 +91,48 @@ class ReForgeAdapter(A1111Adapter):
         return False  # forge_clip.CLIP_SD_XL_L never reads sdxl_clip_l_skip
 
     def reproducing_option(self, family: Family, values: list[float]) -> int | None:
-        """SD1 N; SD2, SDXL and the refiner max(N, 2) on every encoder (the module docstring)."""
-        if not values or any(not float(v).is_integer() for v in values) or len(set(values)) != 1:
+        """The smallest option giving ``values`` in this host's numbering (``numbering.host_layers``):
+        reForge SD1 N, SD2 / SDXL / the refiner max(N, 2) on every encoder; Forge Classic SD1 N only."""
+        names = numbering.encoder_names(family)
+        if not values or len(values) != len(names):
             return None
-        value = int(values[0])
-        if family is Family.SD1:
-            return value
-        return value if family in (Family.SD2, Family.SDXL, Family.SDXL_REFINER) and value >= 2 else None
+        return numbering.host_option_for(numbering.HOST_TOOLS[self.name], family, dict(zip(names, map(float, values))))
 
     def lora_folders(self, cmd_opts: Any) -> list[Any]:
         """reForge lists ``--lora-dir`` only (``extensions-builtin/Lora/networks.py:187``)."""
         return [getattr(cmd_opts, "lora_dir", None)]
 
 
+class ForgeClassicAdapter(ReForgeAdapter):
+    name = "forge-classic"
+
+    def host_steers(self) -> str | None:
+        return None  # no Dynamic clip skip
+
+
+def follows_option_everywhere() -> bool:
+    """Whether the host's ``forge_clip`` wrappers read Clip skip on SD2 and SDXL too (reForge, Forge f1.0.2+:
+    they set ``minimal_clip_skip``) or on SD1 only (Forge Classic, Forge f0): read from the module's code."""
+    import inspect
+
+    from modules_forge import forge_clip
+
+    try:
+        return "minimal_clip_skip" in inspect.getsource(forge_clip.CLIP_SD_XL_L)
+    except (AttributeError, OSError, TypeError):  # no source on disk: reForge's is the maintained line
+        return True
+
+
 def host_value(wrapper: Any, option: int, spec: EncoderSpec, depth: int) -> float:
-    """The layer a ``forge_clip`` wrapper takes at option N, in our numbering (``forge_clip.py:16-124``)."""
-    minimal = int(getattr(wrapper, "minimal_clip_skip", 1))
+    """The layer a ``forge_clip`` wrapper takes at option N, in our numbering (reForge ``forge_clip.py:16-124``;
+    Forge Classic 1f95d717 ``forge_clip.py``: no ``minimal_clip_skip``, the option read on SD1 only)."""
+    minimal = getattr(wrapper, "minimal_clip_skip", None)
     offset = spec.depth - depth  # counted from the end of the loaded encoder; ours on the original depth
-    if option > minimal:
+    follows = minimal is not None or spec is CLIP_L_SD1
+    if follows and option > int(minimal or 1):
         return float(option + offset)
     inner = wrapper.wrapped
-    if minimal <= 1 or getattr(inner, "layer", "last") == "last":
+    if spec is CLIP_L_SD1 or getattr(inner, "layer", "last") == "last":
         return float(1 + offset)
     layer_idx = int(getattr(inner, "layer_idx", -2) or -2)
     if layer_idx < 0:
