@@ -9,7 +9,7 @@ sys.path[:0] = [str(TESTS.parent), str(TESTS)]
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
-@pytest.fixture(params=["a1111", "forge"])
+@pytest.fixture(params=["a1111", "forge", "reforge", "neo"])
 def webui(request):
     from webui import WebUI
 

@@ -46,7 +46,16 @@ def test_reforges_embeddings_follow_its_torch_not_a1111s_safe_loader(tmp_path):
 
 def test_a_reforge_folder_is_recognised_and_reads_no_lycoris_folder(tmp_path):
     root = make_webui(tmp_path / "reforge", forge=True)
-    (root / "modules_forge" / "forge_clip.py").write_text("")
+    (root / "modules_forge" / "forge_clip.py").write_text("        self.minimal_clip_skip = 2\n")
     found = webui_folders(str(root), windows=False, environ={})
     assert found.host == "reforge"
     assert [f.path for f in found.lora] == [str(root / "models" / "Lora")]
+
+
+def test_a_forge_classic_folder_is_told_by_its_encoders_code(tmp_path):
+    root = make_webui(tmp_path / "classic", forge=True)
+    (root / "modules_forge" / "forge_clip.py").write_text("class CLIP_SD_XL_L:\n    def encode_with_transformers(self, tokens): ...\n")
+    assert webui_folders(str(root), windows=False, environ={}).host == "forge-classic"
+    path = write_lora_pt_with_parameterdict(tmp_path / "style.pt")
+    (found,) = check_files([path], "sd1", 1, host="forge-classic", torch_version=(2, 3))
+    assert codes(found) == ["host-cannot-load"] and found.warnings[0].message.startswith("an SD1 LoRA; Forge Classic will not load it")

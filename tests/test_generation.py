@@ -288,7 +288,7 @@ def test_a_failed_encode_is_the_hosts_whole_call_keeps_ti_and_is_never_cached_as
     cache never holds it under our key; the infotext says so; the next generation is ours."""
     webui.load("sd1")
     width = webui.shared.sd_model.cond_stage_model.wrapped.transformer.config.hidden_size \
-        if webui.host == "a1111" else webui.shared.sd_model.text_processing_engine.text_encoder.transformer.config.hidden_size
+        if webui.host in ("a1111", "reforge") else webui.shared.sd_model.text_processing_engine.text_encoder.transformer.config.hidden_size
     torch.manual_seed(0)
     webui.add_embedding("mystyle", torch.randn(2, width) * 3)
     prompt = "a photo of mystyle cat"

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from lib_clipskip import panel, panel_ui, prompt_files, values
+from lib_clipskip.hosts import HOST_LABELS, detect
 from lib_clipskip.values import Family
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +58,7 @@ def test_family_values_and_the_g_slider(webui, family, label, g_visible, expecte
     assert shown.g_visible is g_visible
     assert shown.clip_skip_interactive
     html = panel.status_html(shown)
-    assert "Applies" in html and label in html and ("Forge" if webui.host == "forge" else "AUTOMATIC1111") in html
+    assert "Applies" in html and label in html and HOST_LABELS[detect().name] in html
 
 
 def test_the_g_slider_follows_the_loaded_model(webui):
@@ -371,7 +372,11 @@ def test_lora_folders_are_the_ones_each_host_reads(webui, tmp_path):
     opts = webui.shared.cmd_opts
     opts.lora_dir, opts.lyco_dir_backcompat, opts.embeddings_dir = str(tmp_path / "Lora"), str(tmp_path / "LyCORIS"), str(tmp_path / "emb")
     lora, embeddings, _roots = prompt_files.model_folders(webui.shared, current())
-    expected = [opts.lora_dir] if webui.host == "forge" else [opts.lora_dir, opts.lyco_dir_backcompat]
+    expected = [opts.lora_dir] if webui.host in ("forge", "reforge", "neo") else [opts.lora_dir, opts.lyco_dir_backcompat]
+    if webui.host == "neo":  # Neo also reads every --lora-dirs
+        opts.lora_dirs = [str(tmp_path / "more")]
+        lora, _, _ = prompt_files.model_folders(webui.shared, current())
+        expected = [opts.lora_dir, str(tmp_path / "more")]
     assert lora == expected and embeddings == [opts.embeddings_dir]
 
 

@@ -46,7 +46,7 @@ def test_registered_in_its_own_section_as_plain_options(webui):
 
 
 def test_quicksettings_can_list_them(webui):
-    name = "quicksettings_list" if webui.host == "a1111" else "quick_setting_list"
+    name = "quick_setting_list" if webui.host == "forge" else "quicksettings_list"
     webui.shared.opts.set(name, ["sd_model_checkpoint", "clipskip_enabled", "clipskip_default_sd1"])
     assert all(k in webui.shared.opts.data_labels for k in getattr(webui.shared.opts, name))
     assert webui.shared.opts.set("clipskip_default_sd1", 2.5)

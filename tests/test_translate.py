@@ -97,7 +97,8 @@ def test_the_cli_reader_and_the_hosts_parser_agree_on_the_parameters():
 @pytest.mark.parametrize("version, tool", [
     ("v1.10.1", Tool.A1111), ("v1.10.1-3-gabcdef12", Tool.A1111), ("1.10.1", Tool.A1111), ("v1.6.0-2-g4afaaf8a", Tool.A1111),
     ("f2.0.1v1.10.1-previous-669-gdfdcbab6", Tool.FORGE), ("f2.0.1v1.10.1", Tool.FORGE),
-    ("f0.0.17v1.8.0rc-latest-276-g29be1da7", Tool.FORGE_CLASSIC), ("f1.0.2v1.10.1-previous-3-g37386592", Tool.FORGE_CLASSIC),
+    ("f0.0.17v1.8.0rc-latest-276-g29be1da7", Tool.FORGE_F0), ("f1.0.0v1.10.0rc-1-ge26abf87", Tool.FORGE_F0),
+    ("classic", Tool.FORGE_F0), ("neo", Tool.FORGE), ("f1.0.2v1.10.1-previous-3-g37386592", Tool.FORGE_CLASSIC),
     ("f1.0.0v2-v1.10.1RC-latest-2510-g3b56b268", Tool.REFORGE), ("f2.0.0-v1.10.1RC", Tool.REFORGE),
     ("f1.7.0-v1.10.1RC-latest-1-gabc", Tool.REFORGE), ("f1.0.0v2dev-v1.10.1RC", Tool.REFORGE),
     ("ComfyUI", Tool.COMFYUI_SAVER), ("Fooocus v2.5.5", Tool.FOOOCUS), ("something else", Tool.UNKNOWN),

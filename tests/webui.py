@@ -15,7 +15,11 @@ from lib_clipskip.values import ARG_NAMES as OUR_ARGS
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT_FILE = ROOT / "scripts" / "clipskip.py"
 #: the host's root ``scripts/`` folder is listed before extensions' scripts, so X/Y/Z loads first
-XYZ_FILE = Path(standin.HERE) / "{host}" / "scripts" / "xyz_grid.py"
+
+
+def xyz_file(host: str) -> Path:
+    """The host's ``scripts/xyz_grid.py``: its own tree's, else the tree it builds on (Neo: Forge's)."""
+    return next(path for tree in standin.LAYERS[host] if (path := Path(standin.HERE) / tree / "scripts" / "xyz_grid.py").exists())
 
 
 class WebUI:
@@ -41,7 +45,7 @@ class WebUI:
         self.scripts.scripts_data.clear()
         self.scripts.reported_errors.clear()
         self.callbacks.clear_callbacks()
-        self.xyz_module = self.scripts.register_scripts_from_file(str(XYZ_FILE).format(host=self.host))
+        self.xyz_module = self.scripts.register_scripts_from_file(str(xyz_file(self.host)))
         self.scripts.register_scripts_from_file(str(Path(standin.HERE) / "common" / "scripts" / "prompts_from_file.py"))
         for name in self.extensions:  # extensions load in folder order: "adetailer" before "sd-webui-clipskip"
             for path in sorted((Path(standin.HERE) / "extensions" / name / "scripts").glob("*.py")):
@@ -86,11 +90,15 @@ class WebUI:
         """Load a model; ``checkpoint`` (a path) gives it the ``CheckpointInfo`` of that file, as
         selecting it in the host does (both hosts: ``sd_model.sd_checkpoint_info``; Forge also records
         the selection in ``model_data.forge_loading_parameters``)."""
+        if self.host == "neo" and family == "sd2":
+            import pytest
+
+            pytest.skip("Forge Neo has no SD 2.x (no sd20 engine; backend/loader.py:558-565 refuses the checkpoint)")
         model = webui_models.build_model(self.host, family, real=real, seed=seed, name=name)
         if checkpoint is not None:
             model.sd_checkpoint_info = self.checkpoint_info(checkpoint)
         self.shared.sd_model = model
-        if self.host == "forge":
+        if self.host in ("forge", "neo"):  # both load the selection at the next generation
             self.select(model.sd_checkpoint_info)
         return model
 
@@ -116,7 +124,7 @@ class WebUI:
 
         embedding = Embedding(vectors, name)
         model = self.shared.sd_model
-        if self.host == "a1111":
+        if self.host in ("a1111", "reforge", "classic"):  # reForge and Classic keep A1111's embedding database
             from modules import sd_hijack
 
             sd_hijack.model_hijack.embedding_db.register_embedding(embedding, model)

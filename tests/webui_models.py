@@ -6,6 +6,9 @@ SDXL's ``DiffusionEngine`` encodes through ``modules/sd_models_xl.get_learned_co
 (the conditioner's text embedders; crossattn = L and G side by side, vector = pooled + sizes).
 ``sd_hijack.model_hijack.hijack(m)`` wraps the encoders as the host does at load time.
 Forge (dfdcbab6): the ``backend.diffusion_engine`` classes with ``IntegratedCLIP``-like holders.
+reForge (3b56b268): A1111's model classes whose encoders ``modules_forge/forge_loader.py:460-502``
+replaces with ``forge_clip`` wrappers around ``transformers`` CLIPTextModels (ViT-H with its 24 layers,
+bigG with a ``text_projection`` matrix), the token embeddings wrapped in ``EmbeddingsWithFixes``.
 """
 
 from __future__ import annotations
@@ -148,8 +151,68 @@ def forge_model(family: str, real: bool = False, seed: int = 0, name: str | None
     return engine
 
 
+class ReForgeEncoder(torch.nn.Module):
+    """The upstream embedder after ``forge_loader`` set its ``tokenizer`` / ``transformer`` (/ ``text_projection``)
+    from ldm_patched's CLIP: the fields the ``forge_clip`` wrappers read."""
+
+    def __init__(self, tokenizer, transformer, layer, layer_idx=None, text_projection=None, return_pooled=False):
+        super().__init__()
+        self.tokenizer, self.transformer, self.layer, self.layer_idx = tokenizer, transformer, layer, layer_idx
+        self.return_pooled = return_pooled
+        if text_projection is not None:
+            self.text_projection = text_projection
+
+
+def reforge_model(family: str, real: bool = False, seed: int = 0, name: str | None = None):
+    """A reForge model: family "sd1", "sd2", "sdxl" or "sdxl_refiner"."""
+    from modules import sd_hijack
+    from modules_forge import forge_clip
+    from standin_common.text_pipeline import EmbeddingsWithFixes, text_model
+
+    tokenizer_l, tokenizer_g = tokenizers()
+    name = name or f"{family}-standin"
+
+    def wrap(wrapper_class, encoder, key="clip_l"):
+        embeddings = text_model(encoder.transformer).embeddings
+        embeddings.token_embedding = EmbeddingsWithFixes(embeddings.token_embedding, sd_hijack.model_hijack, textual_inversion_key=key)
+        return wrapper_class(encoder, sd_hijack.model_hijack)
+
+    if family == "sd1":
+        clip_l = build_text_model(_shape("clip_l", real), len(tokenizer_l), seed)
+        return A1111LatentDiffusion(wrap(forge_clip.CLIP_SD_15_L, ReForgeEncoder(tokenizer_l, clip_l, "last")), name, family)
+    if family == "sd2":
+        clip_h = build_text_model(_shape("clip_h", real), len(tokenizer_g), seed)
+        return A1111LatentDiffusion(wrap(forge_clip.CLIP_SD_21_H, ReForgeEncoder(tokenizer_g, clip_h, "penultimate")), name, family)
+    sgm = importlib.import_module("sgm.modules.encoders.modules")
+    embedders = []
+    if family == "sdxl":
+        clip_l = build_text_model(_shape("clip_l", real), len(tokenizer_l), seed)
+        embedders.append(wrap(forge_clip.CLIP_SD_XL_L, ReForgeEncoder(tokenizer_l, clip_l, "hidden", 11)))
+    shape_g = _shape("clip_g", real)
+    clip_g = build_text_model(shape_g, len(tokenizer_g), seed + 1)
+    torch.manual_seed(seed + 100)
+    projection = torch.nn.Parameter(torch.randn(shape_g["hidden_size"], shape_g["hidden_size"]) * 0.05, requires_grad=False)
+    embedders.append(wrap(forge_clip.CLIP_SD_XL_G, ReForgeEncoder(tokenizer_g, clip_g, "penultimate", text_projection=projection,
+                                                                   return_pooled=True), "clip_g"))
+    conditioner = sgm.GeneralConditioner(embedders)
+    model = A1111DiffusionEngine(conditioner, name)
+    model.cond_stage_model = embedders[0] if len(embedders) == 1 else conditioner  # forge_loader.py:500-503
+    return model
+
+
+def neo_model(family: str, real: bool = False, seed: int = 0, name: str | None = None):
+    """Forge Neo: Forge's engines, without SD 2.x (no ``sd20`` engine; ``backend/loader.py:558-565`` raises)."""
+    if family == "sd2":
+        raise ValueError("Failed to recognize model type!")
+    return forge_model(family, real=real, seed=seed, name=name)
+
+
+_BUILDERS = {"a1111": a1111_model, "forge": forge_model, "reforge": reforge_model, "neo": neo_model,
+             "classic": reforge_model}  # Forge Classic: reForge's wiring, its own forge_clip wrappers
+
+
 def build_model(host: str, family: str, real: bool = False, seed: int = 0, name: str | None = None):
-    return (a1111_model if host == "a1111" else forge_model)(family, real=real, seed=seed, name=name)
+    return _BUILDERS[host](family, real=real, seed=seed, name=name)
 
 
 def text_models(sd_model) -> dict:
@@ -164,9 +227,12 @@ def text_models(sd_model) -> dict:
         return found
     conditioner = getattr(sd_model, "conditioner", None)
     wrappers = list(conditioner.embedders) if conditioner is not None else [sd_model.cond_stage_model]
+    reforge = {"CLIP_SD_21_H": "clip_h", "CLIP_SD_XL_G": "clip_g"}  # and Forge Classic
     for wrapper in wrappers:
         inner = wrapper.wrapped
-        if hasattr(inner, "transformer"):
+        if type(wrapper).__name__ in reforge:
+            found[reforge[type(wrapper).__name__]] = inner.transformer
+        elif hasattr(inner, "transformer"):
             found["clip_l"] = inner.transformer
         else:
             found["clip_g" if type(inner).__name__.endswith("2") else "clip_h"] = inner.model

@@ -63,13 +63,17 @@ def injected_head():
     gr.routes.templates.TemplateResponse = original
 
 
-@pytest.fixture
-def host_webui(tmp_path, gradio_major):
-    """The stand-in of the host matching this gradio, with an SD1 model and a models folder."""
+#: the hosts on each gradio: A1111 and reForge pin 3.41.2, Forge and Forge Neo 4.40.0
+HOSTS_ON_GRADIO = {3: ("a1111", "reforge"), 4: ("forge", "neo")}
+
+
+@pytest.fixture(params=[0, 1], ids=["upstream", "descendant"])
+def host_webui(tmp_path, gradio_major, request):
+    """The stand-in of a host on this gradio, with an SD1 model and a models folder."""
     import compat_files
     from webui import WebUI
 
-    ui = WebUI("a1111" if gradio_major < 4 else "forge")
+    ui = WebUI(HOSTS_ON_GRADIO[min(gradio_major, 4)][request.param])
     models = tmp_path / "models"
     lora_dir = models / "Lora"
     compat_files.write_kohya_lora(lora_dir / "anime_style.safetensors", family="sd1", clip_skip=2)
@@ -120,6 +124,9 @@ def test_panel_in_the_browser(browser, serve, screenshot, host_webui, injected_h
     browser.wait_for_text(STATUS, "Applies")
     status = browser.wait_for_text(STATUS, "SD 1.x")
     assert "Settings default" in status  # slider at 0 = auto
+    from lib_clipskip.hosts import HOST_LABELS, detect
+
+    assert HOST_LABELS[detect().name] in status  # the host it found by its code
     assert js(browser, f"return document.getElementById('{ACCORDION}-visible-checkbox').checked")
     assert not browser.is_visible(SLIDER_G), "the OpenCLIP-G slider makes no sense on SD1"
 
@@ -136,7 +143,7 @@ def test_panel_in_the_browser(browser, serve, screenshot, host_webui, injected_h
     assert js(browser, f"return document.querySelectorAll('#{FILES} .clipskip-row-warning').length") == 1
     assert js(browser, f"return document.querySelectorAll('#{FILES} .clipskip-row-unreadable').length") == 1
     browser.fit_window_to_page()
-    keep_for_docs(screenshot("panel_02_warning", ACCORDION), "panel-sd1.png", gradio_major)
+    keep_for_docs(screenshot("panel_02_warning", ACCORDION), "panel-sd1.png", gradio_major, ui.host)
 
     # one click applies the file's trained skip to this generation
     browser.click(FILES, ".clipskip-apply")
@@ -154,7 +161,7 @@ def test_panel_in_the_browser(browser, serve, screenshot, host_webui, injected_h
     points = js(browser, f"return document.querySelectorAll('#{PLOT} svg.clipskip-plot circle').length")
     assert points == 12 + 11  # 12 values vs the last layer, 11 vs their neighbour
     browser.fit_window_to_page()
-    keep_for_docs(screenshot("panel_04_explorer", PLOT), "layer-explorer.png", gradio_major)
+    keep_for_docs(screenshot("panel_04_explorer", PLOT), "layer-explorer.png", gradio_major, ui.host)
 
     # the model changes to SDXL: the OpenCLIP-G slider appears; back to SD1: it goes again
     ui.load("sdxl")
@@ -194,11 +201,11 @@ def browser_output(name: str, gradio_major: int) -> Path:
     return path
 
 
-def keep_for_docs(path: Path, name: str, gradio_major: int) -> Path:
+def keep_for_docs(path: Path, name: str, gradio_major: int, host: str) -> Path:
     """Keep a picture in output/; with CLIPSKIP_UPDATE_DOCS=1 the gradio 3.41 (A1111) ones also go to docs/images/."""
-    kept = browser_output(name, gradio_major)
+    kept = browser_output(name if host in ("a1111", "forge") else f"{host}-{name}", gradio_major)
     shutil.copyfile(path, kept)
-    if gradio_major < 4 and os.environ.get("CLIPSKIP_UPDATE_DOCS"):
+    if host == "a1111" and os.environ.get("CLIPSKIP_UPDATE_DOCS"):
         DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS_IMAGES / name)
     return kept

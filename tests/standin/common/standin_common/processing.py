@@ -46,6 +46,12 @@ def fix_seed(p):
     p.subseed = get_fixed_seed(p.subseed)
 
 
+def cache_owner(cls, name):
+    """The class whose list a cache attribute is: the host's own processing class (class-level lists
+    every ``p`` shares, reset on that class by ``close``)."""
+    return next(c for c in cls.__mro__ if name in vars(c))
+
+
 def step_summary(tensor) -> float:
     tensors = tensor.values() if isinstance(tensor, dict) else [tensor]
     return sum(float(t.double().sum()) + 1e-3 * float(t.double().abs().sum()) for t in tensors)
@@ -115,8 +121,8 @@ class StableDiffusionProcessing:
         self.extra_generation_params = self.extra_generation_params or {}
         self.override_settings = self.override_settings or {}
         self.script_args = self.script_args or []
-        self.cached_uc = StableDiffusionProcessing.cached_uc
-        self.cached_c = StableDiffusionProcessing.cached_c
+        for name in ("cached_uc", "cached_c"):
+            setattr(self, name, getattr(cache_owner(type(self), name), name))
         self.sampled_conds = []
         self.step_conds = []  # (text_cond, text_uncond) of every sampling step, as the denoiser used them
         self.refiner_model = None
@@ -181,6 +187,10 @@ class StableDiffusionProcessing:
         return cache[1]
 
     def setup_conds(self):
+        self.first_pass_conds()
+
+    def first_pass_conds(self):
+        """``setup_conds``' own part: the prompts' conds (reForge adds its Dynamic clip skip here)."""
         prompts = prompt_parser.SdConditioning(self.prompts, width=self.width, height=self.height)
         negative_prompts = prompt_parser.SdConditioning(self.negative_prompts, width=self.width, height=self.height, is_negative_prompt=True)
         self.firstpass_steps = self.steps
@@ -208,8 +218,9 @@ class StableDiffusionProcessing:
         denoiser = CFGDenoiser(self, steps or self.steps)
         value = 0.0
         for _ in range(denoiser.total_steps):
-            _conds_list, tensor = prompt_parser.reconstruct_multicond_batch(conditioning, denoiser.step)
-            uncond = prompt_parser.reconstruct_cond_batch(unconditional_conditioning, denoiser.step)
+            cond, uncond = self.denoiser_step_conds(denoiser, conditioning, unconditional_conditioning)
+            _conds_list, tensor = prompt_parser.reconstruct_multicond_batch(cond, denoiser.step)
+            uncond = prompt_parser.reconstruct_cond_batch(uncond, denoiser.step)
             params = script_callbacks.CFGDenoiserParams(None, None, None, denoiser.step, denoiser.total_steps, tensor,
                                                         uncond, denoiser)
             script_callbacks.cfg_denoiser_callback(params)
@@ -217,6 +228,10 @@ class StableDiffusionProcessing:
             value += step_summary(params.text_cond) + 0.5 * step_summary(params.text_uncond)
             denoiser.step += 1
         return [torch.tensor(float(seed % 1000) + value, dtype=torch.float64) for seed in seeds]
+
+    def denoiser_step_conds(self, denoiser, cond, uncond):
+        """What the denoiser reconstructs at this step: the sampler's conds (reForge may swap them)."""
+        return cond, uncond
 
     def sample(self, conditioning, unconditional_conditioning, seeds, subseeds, subseed_strength, prompts):
         samples = self.sample_with(conditioning, unconditional_conditioning, seeds)
@@ -235,8 +250,8 @@ class StableDiffusionProcessing:
     def close(self):
         shared, _ = host()
         if not shared.opts.persistent_cond_cache:
-            StableDiffusionProcessing.cached_c = [None] * self.cache_slots
-            StableDiffusionProcessing.cached_uc = [None] * self.cache_slots
+            for name in ("cached_c", "cached_uc"):
+                setattr(cache_owner(type(self), name), name, [None] * self.cache_slots)
 
     def get_token_merging_ratio(self, for_hr=False):
         return 0
@@ -253,11 +268,14 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
 
     cached_hr_uc = [None, None]
     cached_hr_c = [None, None]
+    #: Forge and reForge make the hires conds in ``setup_conds``, right after the first pass's, with the
+    #: hr networks activated (F ``:1598-1613``, R ``:1661-1677``); A1111 only in ``sample_hr_pass``
+    hr_conds_in_setup_conds = False
 
     def __post_init__(self):
         super().__post_init__()
-        self.cached_hr_uc = StableDiffusionProcessingTxt2Img.cached_hr_uc
-        self.cached_hr_c = StableDiffusionProcessingTxt2Img.cached_hr_c
+        for name in ("cached_hr_uc", "cached_hr_c"):
+            setattr(self, name, getattr(cache_owner(type(self), name), name))
         self.hr_c = None
         self.hr_uc = None
         self.hr_upscale_to_x = int(self.width * self.hr_scale)
@@ -291,9 +309,13 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
             self.hr_c = None
             self.calculate_hr_conds()
             return
-        super().setup_conds()
+        self.first_pass_conds()
         self.hr_uc = None
         self.hr_c = None
+        if self.enable_hr and self.hr_conds_in_setup_conds:
+            extra_networks.activate(self, self.hr_extra_network_data)
+            self.calculate_hr_conds()
+            extra_networks.activate(self, self.extra_network_data)
 
     def sample(self, conditioning, unconditional_conditioning, seeds, subseeds, subseed_strength, prompts):
         samples = super().sample(conditioning, unconditional_conditioning, seeds, subseeds, subseed_strength, prompts)
@@ -316,8 +338,8 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
         super().close()
         shared, _ = host()
         if not shared.opts.persistent_cond_cache:
-            StableDiffusionProcessingTxt2Img.cached_hr_uc = [None] * self.cache_slots
-            StableDiffusionProcessingTxt2Img.cached_hr_c = [None] * self.cache_slots
+            for name in ("cached_hr_uc", "cached_hr_c"):
+                setattr(cache_owner(type(self), name), name, [None] * self.cache_slots)
 
 
 @dataclass(repr=False)

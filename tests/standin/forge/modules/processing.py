@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from standin_common import extra_networks
 from standin_common import processing as common
 from standin_common.processing import Processed, create_infotext, fix_seed, process_images, process_images_inner  # noqa: F401
 
@@ -30,11 +29,6 @@ class StableDiffusionProcessing(common.StableDiffusionProcessing):
     cached_uc = [None, None, None]
     cached_c = [None, None, None]
     cache_slots = 3
-
-    def __post_init__(self):
-        super().__post_init__()
-        self.cached_uc = StableDiffusionProcessing.cached_uc
-        self.cached_c = StableDiffusionProcessing.cached_c
 
     def cached_params(self, required_prompts, steps, extra_network_data, hires_steps=None, use_old_scheduling=False):
         key = common.StableDiffusionProcessing.cached_params(self, required_prompts, steps, extra_network_data, hires_steps, use_old_scheduling)
@@ -78,35 +72,7 @@ class StableDiffusionProcessing(common.StableDiffusionProcessing):
 class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing, common.StableDiffusionProcessingTxt2Img):
     cached_hr_uc = [None, None, None]
     cached_hr_c = [None, None, None]
-
-    def __post_init__(self):
-        common.StableDiffusionProcessingTxt2Img.__post_init__(self)
-        self.cached_uc = StableDiffusionProcessing.cached_uc
-        self.cached_c = StableDiffusionProcessing.cached_c
-        self.cached_hr_uc = StableDiffusionProcessingTxt2Img.cached_hr_uc
-        self.cached_hr_c = StableDiffusionProcessingTxt2Img.cached_hr_c
-
-    def setup_conds(self):
-        if self.is_hr_pass:
-            self.hr_c = None
-            self.calculate_hr_conds()
-            return
-        common.StableDiffusionProcessing.setup_conds(self)
-        self.hr_uc = None
-        self.hr_c = None
-        if self.enable_hr:
-            extra_networks.activate(self, self.hr_extra_network_data)
-            self.calculate_hr_conds()
-            extra_networks.activate(self, self.extra_network_data)
-
-    def sample_hr_pass(self, samples, seeds):
-        self.is_hr_pass = True
-        self.calculate_hr_conds()  # a no-op: setup_conds already made them
-        if self.scripts is not None:
-            self.scripts.before_hr(self)
-        second = self.sample_with(self.hr_c, self.hr_uc, seeds, self.hr_second_pass_steps or self.steps)
-        self.is_hr_pass = False
-        return [a + b for a, b in zip(samples, second)]
+    hr_conds_in_setup_conds = True
 
 
 @dataclass(repr=False)
