@@ -133,11 +133,20 @@ def _host_written(p: Any, adapter: Any) -> Any:
     return int(number) if number.is_integer() else value
 
 
-class _Value:
-    """One infotext key's value, computed per image by ``create_infotext``."""
+class _Value(str):
+    """One infotext key's value, computed per image by ``create_infotext`` (which calls a callable value).
 
-    def __init__(self, key: str):
-        self.key = key
+    A ``str`` (empty) for whoever serialises ``extra_generation_params`` as it is: ``Processed.js()``
+    dumps it with ``json.dumps(obj, default=lambda o: None)`` in A1111 v1.10.1 (``processing.py:583``),
+    Forge and reForge, but with a bare ``json.dumps(obj)`` in Forge Classic 1f95d717 (``processing.py:616``),
+    where any other object fails the API response and the UI's result."""
+
+    key: str
+
+    def __new__(cls, key: str) -> _Value:
+        value = super().__new__(cls, "")
+        value.key = key
+        return value
 
     def __call__(self, p: Any = None, all_prompts: Any = None, iteration: Any = 0, index: Any = None,
                  use_main_prompt: bool = False, **_: Any) -> Any:

@@ -407,3 +407,22 @@ def test_api_infotext_host_clip_skip_is_cast_by_the_host_before_any_script(webui
     assert p.override_settings == {"CLIP_stop_at_last_layers": 3}
     script = webui.script()
     assert p.script_args[script.args_from] is False  # made without the extension: the panel stays off
+
+
+@pytest.mark.parametrize("host", ["a1111", "forge", "reforge", "neo", "classic"])
+def test_the_jobs_json_carries_our_keys_on_every_host(host):
+    """``Processed.js()`` (the API's ``info``, the UI's result) dumps ``extra_generation_params`` as they are:
+    Forge Classic without a ``default``, so a value that is not JSON would fail the whole response."""
+    import json
+
+    from webui import WebUI
+
+    ui = WebUI(host)
+    try:
+        ui.load("sd1")
+        processed = ui.run(ui.txt2img(enabled=True, clip_skip=3))
+        data = json.loads(processed.js())
+        assert "CLIP skip ext: 3" in data["infotexts"][0]
+        assert data["extra_generation_params"]["CLIP skip ext"] == ""  # computed per image in the infotexts only
+    finally:
+        ui.close()

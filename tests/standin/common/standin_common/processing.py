@@ -383,6 +383,20 @@ class Processed:
         return create_infotext(p, self.all_prompts, self.all_seeds, self.all_subseeds, comments=[],
                                position_in_batch=index % self.batch_size, iteration=index // self.batch_size)
 
+    def js(self):
+        """``Processed.js`` (A ``:570-607``, F the same; what the API returns as ``info`` and the UI reads after a
+        generation): the job's fields with ``extra_generation_params`` as they are, through ``json.dumps`` with
+        ``JS_DEFAULT`` (A1111, Forge, reForge: ``default=lambda o: None``; Forge Classic: none)."""
+        import json
+
+        obj = {"prompt": self.prompt, "all_prompts": self.all_prompts, "seed": self.seed, "all_seeds": self.all_seeds,
+               "extra_generation_params": self.extra_generation_params, "infotexts": self.infotexts, "clip_skip": self.clip_skip}
+        return json.dumps(obj, default=JS_DEFAULT)
+
+
+#: ``Processed.js``' ``json.dumps`` default (replaced by classic/modules/processing.py)
+JS_DEFAULT = lambda o: None  # noqa: E731
+
 
 #: Forge keeps the model's unet/clip in ``forge_objects`` and swaps in the LoRA'd ones per batch
 FORGE_OBJECTS = False  # replaced by forge/modules/processing.py
