@@ -235,7 +235,10 @@ def test_values_remembered_per_checkpoint_in_the_browser(browser, serve, host_we
     browser.set_slider(SLIDER, 3)
     browser.wait_for_text(STATUS, "CLIP ViT-L 3 panel")
     browser.click("script_txt2img_clip_skip_remember")
-    browser.wait_for_text(STATUS, "Remembered for this checkpoint in photo.json")
+    # the click's own message, or (on a loaded machine a refresh can replace it first) the line saying what photo.json holds
+    browser.wait_until(lambda: any(text in js(browser, f"return document.getElementById('{STATUS}').textContent")
+                                   for text in ("Remembered for this checkpoint in photo.json", "remembered CLIP skip 3 in photo.json")),
+                       message="the panel never said what Remember wrote")
     assert json.loads((folder / "photo.json").read_text())[KEY]["clip_skip"] == 3
 
     # another checkpoint: nothing remembered, the creator's value is offered
