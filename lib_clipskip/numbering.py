@@ -160,7 +160,8 @@ def host_option_for(tool: Tool, family: Family, layers: Layers, clip_l_skip: boo
 def equivalents(family: Family, layers: Layers | None) -> dict[str, int | None]:
     """The value each tool needs for ``layers``; None where it can't express them.
 
-    ``a1111``/``forge``/``reforge``: their ``Clip skip`` (``forge`` is also Forge Classic and Neo);
+    ``a1111``/``forge``/``reforge``: their ``Clip skip`` (``forge`` is also Forge Neo; Forge Classic moves SD 1.x
+    only, as ``a1111`` without "Clip skip SDXL");
     ``comfyui``: ``stop_at_clip_layer``; ``diffusers``: the pipelines' ``clip_skip`` (positive prompt
     only: the negative keeps the default layer).
     """

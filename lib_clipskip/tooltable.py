@@ -45,7 +45,8 @@ ROWS: tuple[Row, ...] = (
         "`backend/huggingface/stabilityai/stable-diffusion-2-1/text_encoder/config.json`"),
     Row(Tool.FORGE, (SDXL,), "", "`Clip skip: k`", "max(k, 2) on both encoders",
         "Forge dfdcbab6 `backend/diffusion_engine/sdxl.py:52-83`"),
-    Row(Tool.FORGE_F0, (SD1, SD2, SDXL), "`Version: f0.0.17v1.8.0rc-…`, `f1.0.0v1.10.0rc-…`, `classic` (Forge Classic)",
+    Row(Tool.FORGE_F0, (SD1, SD2, SDXL), "`Version: f0.0.17v1.8.0rc-…`, `f1.0.0v1.10.0rc-…`, reForge's first `f0.0.20…-v1.10.0RC`, "
+        "`classic` (Forge Classic)",
         "`Clip skip: k`", "SD 1.x k; SD 2.x and SDXL 2 (their encoders ignore it)",
         "Forge ef35383b `modules_forge/forge_clip.py` (before 0ba9f7f3 \"Clip Skip to All Models\"); "
         "Haoming02/sd-webui-forge-classic 1f95d717 `modules_forge/forge_clip.py`, `modules_forge/forge_version.py`"),

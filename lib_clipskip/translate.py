@@ -45,8 +45,9 @@ KNOWN_FAMILIES = (Family.SD1, Family.SD2, Family.SDXL, Family.SDXL_REFINER)
 _REFORGE_VERSION = re.compile(r"^f\S*?-v1\.\d+\.\d+RC", re.IGNORECASE)  # f1.0.0v2-v1.10.1RC-…, f2.0.0-v1.10.1RC
 _FORGE2_VERSION = re.compile(r"^f2\.\d+\.\d+v1\.")  # f2.0.1v1.10.1-previous-669-gdfdcbab6
 _FORGE1_VERSION = re.compile(r"^f1\.\d+\.\d+")  # f1.0.2v1.10.1-… (f1.0.1 on: Clip skip on every model)
-#: Forge before "Clip Skip to All Models" (0ba9f7f3, 2024-07-27): f0.0.17v1.8.0rc-…, f1.0.0v1.10.0rc-…
-_FORGE0_VERSION = re.compile(r"^f(0\.\d+\.\d+|1\.0\.0v)")
+#: before "Clip Skip to All Models" (Forge 0ba9f7f3, reForge 4f1a654f, 2024-07-27): Forge f0.0.17v1.8.0rc-…,
+#: f1.0.0v1.10.0rc-…, and reForge's first builds f0.0.20dev-v1.10.0RC / f0.0.20.1-v1.10.0RC
+_FORGE0_VERSION = re.compile(r"^f(0\.\d+\.\d+|1\.0\.0v1\.)")
 _A1111_VERSION = re.compile(r"^v?1\.\d+\.\d+")  # v1.10.1, v1.10.1-3-gabcdef12, 1.10.1 (no git checkout)
 _COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 _FOOOCUS_VERSION = re.compile(r"^Fooocus v(\d+)\.(\d+)", re.IGNORECASE)
@@ -73,12 +74,12 @@ def detect(params: Mapping[str, Any]) -> Detected:
     if version.lower() == "classic":  # Forge Classic (the same file): the old backend's forge_clip.py
         return Detected(Tool.FORGE_F0, version)
     if version.startswith("f"):
+        if _FORGE0_VERSION.match(version):
+            return Detected(Tool.FORGE_F0, version)
         if _REFORGE_VERSION.match(version):
             return Detected(Tool.REFORGE, version)
         if _FORGE2_VERSION.match(version):
             return Detected(Tool.FORGE, version)
-        if _FORGE0_VERSION.match(version):
-            return Detected(Tool.FORGE_F0, version)
         if _FORGE1_VERSION.match(version):
             return Detected(Tool.FORGE_CLASSIC, version)
         return Detected(Tool.FORGE, version)  # a newer Forge: the f2 backend is current

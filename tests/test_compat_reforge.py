@@ -59,3 +59,45 @@ def test_a_forge_classic_folder_is_told_by_its_encoders_code(tmp_path):
     path = write_lora_pt_with_parameterdict(tmp_path / "style.pt")
     (found,) = check_files([path], "sd1", 1, host="forge-classic", torch_version=(2, 3))
     assert codes(found) == ["host-cannot-load"] and found.warnings[0].message.startswith("an SD1 LoRA; Forge Classic will not load it")
+
+
+def _host_files(root, launch_utils: str, cmd_args: str):
+    (root / "modules" / "launch_utils.py").write_text(launch_utils)
+    (root / "modules" / "cmd_args.py").write_text(cmd_args)
+
+
+def test_reference_checkout_folders_are_the_hosts_own(tmp_path):
+    """``--forge-ref-a1111-home``: each host's configure_forge_reference_checkout names its own folders
+    (reForge 3b56b268 ``models/Lora``; Forge Classic 1f95d717 ``models/embeddings`` and ``models/Lora``)."""
+    a1111 = tmp_path / "a1"
+    for sub in ("embeddings", "models/Lora", "models/embeddings"):
+        (a1111 / sub).mkdir(parents=True)
+    environ = {"COMMANDLINE_ARGS": f"--forge-ref-a1111-home {a1111}"}
+    reforge = make_webui(tmp_path / "reforge", forge=True)
+    (reforge / "modules_forge" / "forge_clip.py").write_text("        self.minimal_clip_skip = 2\n")
+    _host_files(reforge, '        ModelRef(arg_name="--embeddings-dir", relative_path="embeddings"),\n'
+                         '        ModelRef(arg_name="--lora-dir", relative_path="models/Lora"),\n',
+                '    parser.add_argument("--embeddings-dir", type=str, default=os.path.join(data_path, "embeddings"))\n')
+    found = webui_folders(str(reforge), windows=False, environ=environ)
+    assert [f.path for f in found.lora] == [str(a1111 / "models" / "Lora")]
+    assert [f.path for f in found.embeddings] == [str(a1111 / "embeddings")]
+    classic = make_webui(tmp_path / "classic", forge=True)
+    (classic / "modules_forge" / "forge_clip.py").write_text("")
+    _host_files(classic, '        ModelRef("--embeddings-dir", "models/embeddings"),\n        ModelRef("--lora-dir", "models/Lora"),\n',
+                'parser.add_argument("--embeddings-dir", type=normalized_filepath, default=os.path.join(models_path, "embeddings"))\n')
+    found = webui_folders(str(classic), windows=False, environ=environ)
+    assert found.host == "forge-classic"
+    assert [f.path for f in found.lora] == [str(a1111 / "models" / "Lora")]
+    assert [f.path for f in found.embeddings] == [str(a1111 / "models" / "embeddings")]
+
+
+def test_forge_classic_and_neo_keep_embeddings_in_the_models_folder(tmp_path):
+    classic = make_webui(tmp_path / "classic", forge=True)
+    (classic / "modules_forge" / "forge_clip.py").write_text("")
+    _host_files(classic, "", 'parser.add_argument("--embeddings-dir", default=os.path.join(models_path, "embeddings"))\n')
+    found = webui_folders(str(classic), windows=False, environ={})
+    assert [f.path for f in found.embeddings] == [str(classic / "models" / "embeddings")]
+    moved = webui_folders(str(classic), windows=False, environ={"COMMANDLINE_ARGS": f"--model-ref {tmp_path / 'm'}"})
+    origin = "--model-ref from the COMMANDLINE_ARGS environment variable"
+    assert [(f.path, f.origin) for f in moved.embeddings] == [(str(tmp_path / "m" / "embeddings"), origin)]
+    assert [f.path for f in moved.lora] == [str(tmp_path / "m" / "Lora")]

@@ -34,6 +34,7 @@ _OPTIONS = {
     "--lyco-dir": "lyco_dir",  # an abbreviation argparse accepts; the hosts' help names it
     "--embeddings-dir": "embeddings_dir",
     "--forge-ref-a1111-home": "a1111_home",
+    "--model-ref": "models_dir",  # Forge Classic and Neo: "base path for all models" (modules/paths_internal.py)
 }
 _SH_ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 _BAT_SET = re.compile(r'^\s*@?set\s+(?:"([^=]+)=(.*)"|([^=\s"]+)=(.*))$', re.IGNORECASE)
@@ -233,7 +234,37 @@ def folder_options(args: list[str]) -> dict[str, str]:
             if value is None:
                 break
         found[_OPTIONS[name]] = value
+        if _OPTIONS[name] == "models_dir":
+            found["models_dir_flag"] = name  # --models-dir (A1111, Forge, reForge) or --model-ref (Classic, Neo)
     return found
+
+
+def _host_source(root: str, relative: str, limit: int = 400_000) -> str:
+    try:
+        with open(os.path.join(root, relative), encoding="utf-8", errors="replace") as file:
+            return file.read(limit)
+    except OSError:
+        return ""
+
+
+#: ``ModelRef("--lora-dir", "models/Lora")`` / ``ModelRef(arg_name=…, relative_path=…)`` in launch_utils.py
+_MODEL_REF = re.compile(r'ModelRef\(\s*(?:arg_name=)?"(--embeddings-dir|--lora-dir)"\s*,\s*(?:relative_path=)?"([^"]+)"')
+
+
+def reference_paths(root: str) -> dict[str, str]:
+    """Where ``--forge-ref-a1111-home`` points the embeddings and LoRA folders, read from the host's own
+    ``configure_forge_reference_checkout``: Forge dfdcbab6 ``embeddings`` / ``models/lora``, reForge 3b56b268
+    ``embeddings`` / ``models/Lora``, Forge Classic 1f95d717 and Neo ``models/embeddings`` / ``models/Lora``."""
+    found = {_OPTIONS[flag]: os.path.normpath(rel) for flag, rel in _MODEL_REF.findall(_host_source(root, "modules/launch_utils.py"))}
+    return {"embeddings_dir": found.get("embeddings_dir", "embeddings"),
+            "lora_dir": found.get("lora_dir", os.path.join("models", "lora"))}
+
+
+def embeddings_under_models(root: str) -> bool:
+    """Forge Classic and Neo keep embeddings in the models folder (``cmd_args.py``: ``--embeddings-dir``
+    defaults to ``os.path.join(models_path, "embeddings")``); A1111, Forge and reForge in the data folder."""
+    line = next((line for line in _host_source(root, "modules/cmd_args.py").splitlines() if '"--embeddings-dir"' in line), "")
+    return "models_path" in line
 
 
 def webui_folders(root: str, host: str | None = None, windows: bool | None = None,
@@ -255,24 +286,27 @@ def webui_folders(root: str, host: str | None = None, windows: bool | None = Non
         return f"{option} from {source}"
 
     if host in ("forge", "reforge", "forge-classic") and "a1111_home" in options:
-        # Forge and reForge add these unless they were given (launch_utils.py configure_forge_reference_checkout)
-        for key, sub in (("embeddings_dir", "embeddings"), ("lora_dir", os.path.join("models", "lora"))):
+        # the Forges add these unless they were given (launch_utils.py configure_forge_reference_checkout)
+        for key, sub in reference_paths(root).items():
             target = os.path.join(path(options["a1111_home"]), sub)
             if key not in options and os.path.exists(target):
                 options[key] = target
                 options[key + "_origin"] = set_by("--forge-ref-a1111-home")
     data = path(options.get("data_dir", root))
     models = path(options["models_dir"]) if "models_dir" in options else os.path.join(data, "models")
+    embeddings_in_models = embeddings_under_models(root)
 
     def folder(key: str, option: str, default: str) -> Folder:
         if key in options:
             return Folder(path(options[key]), options.get(key + "_origin") or set_by(option))
-        moved = [name for name, present in (("--data-dir", "data_dir" in options), ("--models-dir", "models_dir" in options))
-                 if present and (name == "--data-dir" or key != "embeddings_dir")]
+        models_flag = options.get("models_dir_flag", "--models-dir")
+        moved = [name for name, present in (("--data-dir", "data_dir" in options), (models_flag, "models_dir" in options))
+                 if present and (name == "--data-dir" or key != "embeddings_dir" or embeddings_in_models)]
         return Folder(default, set_by(moved[-1]) if moved else "default")
 
     result.lora.append(folder("lora_dir", "--lora-dir", os.path.join(models, "Lora")))
     if host == "a1111":
         result.lora.append(folder("lyco_dir", "--lyco-dir-backcompat", os.path.join(models, "LyCORIS")))
-    result.embeddings.append(folder("embeddings_dir", "--embeddings-dir", os.path.join(data, "embeddings")))
+    embeddings_default = os.path.join(models if embeddings_in_models else data, "embeddings")
+    result.embeddings.append(folder("embeddings_dir", "--embeddings-dir", embeddings_default))
     return result
