@@ -97,10 +97,15 @@ def detect(params: Mapping[str, Any]) -> Detected:
 
 
 def host_key_written(params: Mapping[str, Any]) -> bool:
-    """Whether ``Clip skip`` was in the text: the hosts' parser adds ``"1"`` after ``Prompt`` when it
-    was missing (A1111 82a973c0 ``modules/infotext_utils.py:300-305``), and dicts keep that order."""
+    """Whether ``Clip skip`` was in the text: the hosts' parser adds exactly ``"1"`` when it was missing
+    (A1111 82a973c0 ``modules/infotext_utils.py:300-305``), so any other value was written.  A ``"1"`` was
+    written when it comes before ``Prompt``, which A1111, Forge and reForge add after the text's keys;
+    Forge Classic adds ``Prompt`` first (1f95d717 ``infotext_utils.py:274``), where a ``"1"`` reads as the default
+    (the same value: only whether it is shown as recorded differs)."""
     if HOST_KEY not in params:
         return False
+    if str(params[HOST_KEY]).strip() != "1":
+        return True
     keys = list(params)
     return "Prompt" not in params or keys.index(HOST_KEY) < keys.index("Prompt")
 

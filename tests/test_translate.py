@@ -352,3 +352,15 @@ def test_the_host_range_is_the_adapters():
     from lib_clipskip.hosts.base import HOST_OPTION_RANGE
 
     assert HOST_RANGE == HOST_OPTION_RANGE
+
+
+def test_a_host_clip_skip_in_forge_classics_parse_order_is_read():
+    """Forge Classic's parser puts Prompt and Negative prompt before the text's keys (1f95d717
+    ``modules/infotext_utils.py:274-277``); its added default ``"1"`` still comes after them."""
+    written = {"Prompt": "a cat", "Negative prompt": "", "Steps": "4", "Clip skip": "2", "Version": "classic"}
+    assert translate.host_key_written(written)
+    reading = translate.read_params(written, Family.SD1)
+    assert reading.layers == {"clip_l": 2.0}
+    defaulted = {"Prompt": "a cat", "Negative prompt": "", "Steps": "4", "Version": "classic", "Clip skip": "1"}
+    assert not translate.host_key_written(defaulted)
+    assert translate.read_params(defaulted, Family.SD1).layers == {"clip_l": 1.0}

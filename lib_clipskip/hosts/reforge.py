@@ -112,15 +112,21 @@ class ForgeClassicAdapter(ReForgeAdapter):
 
 def follows_option_everywhere() -> bool:
     """Whether the host's ``forge_clip`` wrappers read Clip skip on SD2 and SDXL too (reForge, Forge f1.0.2+:
-    they set ``minimal_clip_skip``) or on SD1 only (Forge Classic, Forge f0): read from the module's code."""
-    import inspect
-
+    they set ``minimal_clip_skip``) or on SD1 only (Forge Classic, Forge f0): read from the module's file, the
+    text of ``class CLIP_SD_XL_L`` (not ``inspect.getsource``, whose AST walk CPython 3.11 can fail with a
+    ``SystemError`` when a gradio thread compiles at the same time: seen in the real Forge Classic)."""
     from modules_forge import forge_clip
 
     try:
-        return "minimal_clip_skip" in inspect.getsource(forge_clip.CLIP_SD_XL_L)
-    except (AttributeError, OSError, TypeError):  # no source on disk: reForge's is the maintained line
+        with open(forge_clip.__file__, encoding="utf-8", errors="replace") as file:
+            text = file.read(400_000)
+    except (AttributeError, OSError, TypeError):  # no file: reForge's is the maintained line
         return True
+    start = text.find("class CLIP_SD_XL_L")
+    if start < 0:
+        return True
+    end = text.find("\nclass ", start + 1)
+    return "minimal_clip_skip" in text[start:end if end > 0 else len(text)]
 
 
 def host_value(wrapper: Any, option: int, spec: EncoderSpec, depth: int) -> float:
