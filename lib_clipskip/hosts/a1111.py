@@ -21,8 +21,8 @@ _WRAPPERS = {
     "FrozenOpenCLIPEmbedderWithCustomWords": CLIP_H_SD2,
     "FrozenOpenCLIPEmbedder2WithCustomWords": CLIP_G_SDXL,
 }
-# the set of encoders found -> the family (by spec: SD1's CLIP-L is not SDXL's)
-_FAMILIES = {
+# the set of encoders found -> the family (by spec: SD1's CLIP-L is not SDXL's); reForge's wrappers hold the same
+ENCODER_FAMILIES = {
     frozenset({CLIP_L_SD1}): Family.SD1,
     frozenset({CLIP_H_SD2}): Family.SD2,
     frozenset({CLIP_L_SDXL, CLIP_G_SDXL}): Family.SDXL,
@@ -88,7 +88,7 @@ class A1111Adapter(HostAdapter):
                 from lib_clipskip.hosts.open_clip import open_clip_handle
 
                 handles[spec.name] = open_clip_handle(wrapper.wrapped, spec)
-        family = _FAMILIES.get(frozenset(handle.slot.spec for handle in handles.values()))
+        family = ENCODER_FAMILIES.get(frozenset(handle.slot.spec for handle in handles.values()))
         if family is None:
             return LoadedModel(_unknown(wrappers, self.name))
         slots = tuple(handles[spec_name].slot for spec_name in sorted(handles, key=lambda n: n != "clip_l"))

@@ -30,7 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 from lib_clipskip import numbering
-from lib_clipskip.hosts.a1111 import A1111Adapter
+from lib_clipskip.hosts.a1111 import ENCODER_FAMILIES, A1111Adapter
 from lib_clipskip.hosts.base import EncoderHandle, LoadedModel, host_skip_option, loaded_depth, transformers_handle
 from lib_clipskip.plan import EncoderSlot, ModelInfo
 from lib_clipskip.values import CLIP_G_SDXL, CLIP_H_SD2, CLIP_L_SD1, CLIP_L_SDXL, EncoderSpec, Family
@@ -41,12 +41,6 @@ WRAPPERS = {
     "CLIP_SD_21_H": CLIP_H_SD2,
     "CLIP_SD_XL_L": CLIP_L_SDXL,
     "CLIP_SD_XL_G": CLIP_G_SDXL,
-}
-_FAMILIES = {
-    frozenset({CLIP_L_SD1}): Family.SD1,
-    frozenset({CLIP_H_SD2}): Family.SD2,
-    frozenset({CLIP_L_SDXL, CLIP_G_SDXL}): Family.SDXL,
-    frozenset({CLIP_G_SDXL}): Family.SDXL_REFINER,
 }
 #: ``modules/shared_options.py:204-207`` (reForge 3b56b268)
 DYNAMIC_OPTION = "dynamic_clip_skip_enabled"
@@ -72,7 +66,7 @@ class ReForgeAdapter(A1111Adapter):
             depth = loaded_depth(text_model)
             slot = EncoderSlot(spec, depth, host_value(wrapper, option, spec, depth))
             handles[spec.name] = transformers_handle(text_model, slot)
-        family = _FAMILIES.get(frozenset(handle.slot.spec for handle in handles.values()))
+        family = ENCODER_FAMILIES.get(frozenset(handle.slot.spec for handle in handles.values()))
         if family is None:
             reason = "its text encoders are a set this extension does not know"
             return LoadedModel(ModelInfo(Family.OTHER, self.name, no_effect_reason=reason))
