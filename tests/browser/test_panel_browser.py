@@ -243,8 +243,13 @@ def test_values_remembered_per_checkpoint_in_the_browser(browser, serve, host_we
 
     # another checkpoint: nothing remembered, the creator's value is offered
     ui.load("sd1", checkpoint=anime)
-    js(browser, "clipskip.refresh('txt2img')")
-    browser.wait_for_text(STATUS, "The creator recorded Clip skip 2")
+
+    def refreshed_to(text: str) -> bool:  # the host's checkpoint change refreshes the panel; here a refresh is asked for
+        js(browser, "clipskip.refresh('txt2img')")  # until it lands (one asked while Remember's was in flight can be lost)
+        return text in js(browser, f"return document.getElementById('{STATUS}').textContent")
+
+    browser.wait_until(lambda: refreshed_to("The creator recorded Clip skip 2"), poll=1.0,
+                       message="the panel never showed the new checkpoint")
     browser.click(STATUS, ".clipskip-use-creator")
     browser.wait_until(lambda: browser.value(SLIDER) == "2", message="Use did not set the slider")
 
